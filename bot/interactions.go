@@ -1,0 +1,122 @@
+package bot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/slack-go/slack"
+
+	"github.com/oncallbot/oncall"
+)
+
+// handleInteraction handles a click on the incident message's buttons.
+// Other interactions are ignored (they are acked already).
+func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallback) {
+	if cb.Type != slack.InteractionTypeBlockActions {
+		b.log.Debug("ignoring interaction", "type", cb.Type)
+		return
+	}
+	for _, a := range cb.ActionCallback.BlockActions {
+		b.handleAction(ctx, cb, a)
+	}
+}
+
+func (b *Bot) handleAction(ctx context.Context, cb slack.InteractionCallback, a *slack.BlockAction) {
+	action, ok := actionOf(a.ActionID)
+	if !ok {
+		b.log.Debug("ignoring block action", "action_id", a.ActionID)
+		return
+	}
+	id, err := strconv.ParseInt(a.Value, 10, 64)
+	if err != nil || id <= 0 {
+		b.log.Warn("block action without an incident id", "action_id", a.ActionID, "value", a.Value)
+		return
+	}
+	user := cb.User.ID
+	if user == "" {
+		b.log.Warn("block action without a user", "action_id", a.ActionID, "incident", id)
+		return
+	}
+	log := b.log.With("incident", id, "action", action, "user", user)
+
+	_, err = b.incidents.Act(ctx, id, action, oncall.SlackActor(user), clickKey(cb, a))
+	if err == nil {
+		log.Info("incident action from Slack")
+		return
+	}
+	var text string
+	switch {
+	case errors.Is(err, oncall.ErrConflict) && action == oncall.ActionReopen:
+		text = fmt.Sprintf(":warning: Incident #%d cannot be reopened: a newer incident for the same alerts is open.", id)
+	case errors.Is(err, oncall.ErrConflict):
+		text = fmt.Sprintf(":warning: Could not %s incident #%d: it changed meanwhile.", action, id)
+	case errors.Is(err, oncall.ErrNotFound):
+		text = fmt.Sprintf(":warning: Incident #%d does not exist (any more).", id)
+	default:
+		log.Error("incident action from Slack failed", "err", err)
+		text = fmt.Sprintf(":x: Could not %s incident #%d because of an internal error. Please try again.", action, id)
+	}
+	if errors.Is(err, oncall.ErrConflict) || errors.Is(err, oncall.ErrNotFound) {
+		log.Info("incident action from Slack refused", "err", err)
+	}
+	b.tellUser(ctx, cb, text)
+}
+
+// clickKey identifies one click: Slack sends the same action_ts when it
+// redelivers the envelope, and a new one for every click.
+func clickKey(cb slack.InteractionCallback, a *slack.BlockAction) string {
+	return strings.Join([]string{"slack", cb.Container.ChannelID, cb.Container.MessageTs, a.ActionTs, cb.User.ID, a.ActionID}, ":")
+}
+
+// tellUser shows text to the user who clicked, and to nobody else.
+func (b *Bot) tellUser(ctx context.Context, cb slack.InteractionCallback, text string) {
+	channel := cb.Channel.ID
+	if channel == "" {
+		channel = cb.Container.ChannelID
+	}
+	if channel == "" {
+		return
+	}
+	if _, err := b.api.PostEphemeralContext(ctx, channel, cb.User.ID, slack.MsgOptionText(text, false)); err != nil {
+		b.log.Warn("tell the user in Slack", "user", cb.User.ID, "err", err)
+	}
+}
+
+// slashReply answers a slash command; the answer rides on the ack.
+func slashReply(cmd slack.SlashCommand) map[string]any {
+	name := cmd.Command
+	if name == "" {
+		name = "/oncall"
+	}
+	var text string
+	switch sub := strings.ToLower(firstWord(cmd.Text)); sub {
+	case "", "help":
+		text = helpText(name)
+	default:
+		text = fmt.Sprintf("Unknown command `%s`. Try `%s help`.", codeSafe(truncate(sub, 50)), name)
+	}
+	return map[string]any{"response_type": "ephemeral", "text": text}
+}
+
+func firstWord(s string) string {
+	if f := strings.Fields(s); len(f) > 0 {
+		return f[0]
+	}
+	return ""
+}
+
+func helpText(command string) string {
+	return strings.Join([]string{
+		"*oncall* pages whoever is on call when your monitoring fires.",
+		"",
+		"Each incident is posted to its channel with buttons: *Acknowledge* (you are on it), " +
+			"*Resolve*, *Escalate* (call for help), and *Unacknowledge* / *Reopen* to undo. " +
+			"Every change is recorded in the message's thread.",
+		"",
+		"*Commands*",
+		"• `" + command + " help`: this help",
+	}, "\n")
+}

@@ -1,0 +1,95 @@
+// Command oncall is the on-call bot: one binary that ingests alerts, stores
+// incidents, pages people and talks to Slack. This package only wires the
+// parts together; see DESIGN.md for the contracts.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	_ "time/tzdata" // schedules name IANA zones; images may have no zoneinfo
+)
+
+// version is set at build time (-ldflags "-X main.version=...").
+var version = "dev"
+
+const usage = `oncall: a Slack-native on-call bot
+
+Usage:
+  oncall serve   [--config FILE] [--listen ADDR] [--data-dir DIR]
+  oncall migrate
+  oncall config check FILE
+  oncall version
+  oncall dev     [--config FILE] [--listen ADDR]   (throwaway Postgres + embedded NATS, for trying it out)
+
+Environment: DATABASE_URL, NATS_URL, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_API_URL,
+ONCALL_CONFIG, ONCALL_LISTEN, ONCALL_DATA_DIR, ONCALL_LOG_LEVEL (debug|info|warn|error).
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
+}
+
+// env looks up an environment variable; tests pass their own.
+type env func(string) (string, bool)
+
+func (e env) get(name, fallback string) string {
+	if v, ok := e(name); ok && v != "" {
+		return v
+	}
+	return fallback
+}
+
+// run executes one subcommand and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup env) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	log := newLogger(stderr, lookup.get("ONCALL_LOG_LEVEL", "info"))
+	slog.SetDefault(log) // libraries that log through the default (goose) log as JSON too
+	var err error
+	switch args[0] {
+	case "serve":
+		err = runServe(ctx, args[1:], stderr, lookup, log)
+	case "dev":
+		err = runDev(ctx, args[1:], stderr, lookup, log)
+	case "migrate":
+		err = runMigrate(ctx, args[1:], stdout, lookup)
+	case "config":
+		return runConfig(args[1:], stdout, stderr, lookup)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "oncall", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "oncall: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "oncall %s: %v\n", args[0], err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/oncallbot/oncall/bot"
+	"github.com/oncallbot/oncall/config"
+	"github.com/oncallbot/oncall/escalation"
+	"github.com/oncallbot/oncall/integrations"
+	"github.com/oncallbot/oncall/queue"
+	"github.com/oncallbot/oncall/storage"
+)
+
+// serveOptions is everything `oncall serve` reads from flags and environment.
+type serveOptions struct {
+	ConfigPath  string
+	Listen      string
+	DataDir     string
+	DatabaseURL string
+	NATSURL     string
+	Slack       bot.Config
+	Lookup      env // for ${VAR} in the config file
+
+	// onListen, when set, is told the bound address (tests listen on :0).
+	onListen func(net.Addr)
+}
+
+func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (serveOptions, error) {
+	o := serveOptions{
+		DatabaseURL: lookup.get("DATABASE_URL", ""),
+		NATSURL:     lookup.get("NATS_URL", ""),
+		Slack: bot.Config{
+			BotToken: lookup.get("SLACK_BOT_TOKEN", ""),
+			AppToken: lookup.get("SLACK_APP_TOKEN", ""),
+			APIURL:   lookup.get("SLACK_API_URL", ""),
+		},
+		Lookup: lookup,
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&o.ConfigPath, "config", lookup.get("ONCALL_CONFIG", "oncall.yaml"), "config file (env ONCALL_CONFIG)")
+	fs.StringVar(&o.Listen, "listen", lookup.get("ONCALL_LISTEN", ":8080"), "HTTP listen address (env ONCALL_LISTEN)")
+	fs.StringVar(&o.DataDir, "data-dir", lookup.get("ONCALL_DATA_DIR", "data"), "where the embedded NATS keeps its files (env ONCALL_DATA_DIR)")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return o, nil
+}
+
+func runServe(ctx context.Context, args []string, stderr io.Writer, lookup env, log *slog.Logger) error {
+	o, err := parseServeFlags("serve", args, stderr, lookup)
+	if err != nil {
+		return err
+	}
+	if o.DatabaseURL == "" {
+		return errors.New("DATABASE_URL is not set (e.g. postgres://oncall:secret@localhost:5432/oncall)")
+	}
+	return serve(ctx, o, log)
+}
+
+// serve runs every part in one process until ctx is done, then shuts down in
+// order: stop taking requests, let the consumers finish the message in hand,
+// close the queue, close the database.
+//
+// Ingest needs the queue but not the database: the HTTP listener starts
+// before the database is reached, so alerts are accepted (and kept in
+// JetStream) while Postgres is down, and processed when it returns.
+func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cfg, err := config.Load(o.ConfigPath, o.Lookup)
+	if err != nil {
+		return fmt.Errorf("load config: %w", err)
+	}
+	slackOn, err := slackConfigured(o.Slack)
+	if err != nil {
+		return err
+	}
+
+	q, err := queue.Open(ctx, queue.Options{URL: o.NATSURL, DataDir: o.DataDir, Logger: log})
+	if err != nil {
+		return fmt.Errorf("open queue: %w", err)
+	}
+	defer q.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	var db atomic.Pointer[storage.DB] // set once the database is reached
+	mux := http.NewServeMux()
+	integrations.NewHandler(cfg.OncallIntegrations(), q, log, reg).Register(mux)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		readyz(w, r, q, db.Load(), true)
+	})
+	// Load balancers should use /readyz/ingest: taking alerts needs only the
+	// queue, and a database outage must not take the webhook offline.
+	mux.HandleFunc("GET /readyz/ingest", func(w http.ResponseWriter, r *http.Request) {
+		readyz(w, r, q, nil, false)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+
+	ln, err := net.Listen("tcp", o.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", o.Listen, err)
+	}
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("listening", "addr", ln.Addr().String(), "integrations", len(cfg.OncallIntegrations()))
+	if o.onListen != nil {
+		o.onListen(ln.Addr())
+	}
+
+	d, err := connectDatabase(ctx, o.DatabaseURL, cfg, log)
+	if err != nil {
+		shutdownHTTP(srv, log)
+		if ctx.Err() != nil {
+			return nil // stopped while waiting for the database
+		}
+		return err
+	}
+	defer d.Close()
+	db.Store(d)
+
+	svc := escalation.NewService(d, q, log)
+	var workers sync.WaitGroup
+	syncIncident := func(ctx context.Context, id int64) error { return nil }
+	if slackOn {
+		b, err := bot.New(bot.Config{BotToken: o.Slack.BotToken, AppToken: o.Slack.AppToken, APIURL: o.Slack.APIURL, Logger: log}, svc, d)
+		if err != nil {
+			return fmt.Errorf("start Slack: %w", err)
+		}
+		syncIncident = b.SyncIncident
+		workers.Go(func() {
+			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
+				log.Error("Slack connection stopped; alerts are still accepted and stored", "err", err)
+			}
+		})
+	} else {
+		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
+	}
+	workers.Go(func() {
+		if err := q.ConsumeAlerts(ctx, svc.Process); err != nil {
+			log.Error("alert processor stopped", "err", err)
+		}
+	})
+	workers.Go(func() {
+		if err := q.ConsumeIncidentChanges(ctx, syncIncident); err != nil {
+			log.Error("notifier stopped", "err", err)
+		}
+	})
+	log.Info("ready", "slack", slackOn)
+
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down: draining requests and in-flight work")
+	case err = <-serveErr:
+		err = fmt.Errorf("http server: %w", err)
+		cancel()
+	}
+	// Stop taking alerts first, then let the workers finish what they hold;
+	// the deferred closes of the database and the queue run after this.
+	shutdownHTTP(srv, log)
+	workers.Wait()
+	log.Info("stopped")
+	return err
+}
+
+// slackConfigured says whether Slack is on; one token without the other is
+// a mistake worth stopping for.
+func slackConfigured(c bot.Config) (bool, error) {
+	switch {
+	case c.BotToken == "" && c.AppToken == "":
+		return false, nil
+	case c.BotToken == "":
+		return false, errors.New("SLACK_APP_TOKEN is set but SLACK_BOT_TOKEN is not: set both (xoxb-... and xapp-...) or neither")
+	case c.AppToken == "":
+		return false, errors.New("SLACK_BOT_TOKEN is set but SLACK_APP_TOKEN is not: Socket Mode needs an app-level token (xapp-...)")
+	}
+	return true, nil
+}
+
+// connectDatabase waits for the database, migrates it and loads the
+// integrations from the config. It retries with backoff until ctx is done:
+// meanwhile ingest keeps accepting alerts into the queue.
+func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *slog.Logger) (*storage.DB, error) {
+	delay := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		db, err := openDatabase(ctx, url, cfg)
+		if err == nil {
+			if attempt > 1 {
+				log.Info("database reached", "attempts", attempt)
+			}
+			return db, nil
+		}
+		log.Warn("database not ready; alerts are queued until it is", "attempt", attempt, "retry_in", delay, "err", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 15*time.Second)
+	}
+}
+
+func openDatabase(ctx context.Context, url string, cfg *config.Config) (*storage.DB, error) {
+	db, err := storage.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.Migrate(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := db.SyncIntegrations(ctx, cfg.OncallIntegrations()); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func shutdownHTTP(srv *http.Server, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("http shutdown", "err", err)
+	}
+}
+
+// readyz answers 200 when the queue (and, with withDB, the database) answer.
+func readyz(w http.ResponseWriter, r *http.Request, q *queue.Queue, db *storage.DB, withDB bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{"queue": "ok"}
+	code := http.StatusOK
+	if err := q.Ping(ctx); err != nil {
+		status["queue"] = err.Error()
+		code = http.StatusServiceUnavailable
+	}
+	if withDB {
+		status["database"] = "ok"
+		if db == nil {
+			status["database"] = "not connected yet"
+			code = http.StatusServiceUnavailable
+		} else if err := db.Ping(ctx); err != nil {
+			status["database"] = err.Error()
+			code = http.StatusServiceUnavailable
+		}
+	}
+	writeJSON(w, code, status)
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

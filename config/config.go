@@ -1,0 +1,234 @@
+// Package config reads the oncall YAML config file: users, schedules,
+// escalation chains and integrations.
+//
+// Parse and Load report every problem of a file at once, each as
+// "FILE:LINE: message" (see Errors). Scalar values may refer to the
+// environment with ${NAME}; $${ stands for a literal ${.
+package config
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/oncallbot/oncall"
+)
+
+// Config is a parsed and validated config file.
+type Config struct {
+	// Timezone is the default time zone of schedules; empty means UTC.
+	Timezone         string            `yaml:"timezone,omitempty"`
+	Users            []User            `yaml:"users,omitempty"`
+	Schedules        []Schedule        `yaml:"schedules,omitempty"`
+	EscalationChains []EscalationChain `yaml:"escalation_chains,omitempty"`
+	Integrations     []Integration     `yaml:"integrations"`
+}
+
+// User is a person who can be paged. Email or Slack identifies the Slack
+// user. Rotations and notify_users steps refer to users by either; a
+// reference may also name someone without an entry, by email or Slack id,
+// who then has no phone and the default notification plan (see
+// Config.User).
+type User struct {
+	Email string `yaml:"email,omitempty"`
+	Slack string `yaml:"slack,omitempty"` // Slack user id, e.g. U0123456789
+	Name  string `yaml:"name,omitempty"`
+	Phone string `yaml:"phone,omitempty"` // E.164, e.g. +4915100000001
+	// Notify is the personal notification plan; Important replaces it for
+	// critical alerts. Either may be empty (the default plan applies).
+	Notify    []NotifyRule `yaml:"notify,omitempty"`
+	Important []NotifyRule `yaml:"important,omitempty"`
+	Line      int          `yaml:"-"`
+}
+
+// Notification channels of a NotifyRule.
+const (
+	NotifySlack = "slack"
+	NotifySMS   = "sms"
+	NotifyCall  = "call"
+)
+
+// NotifyRule is one step of a personal notification plan: either a channel
+// (NotifySlack, NotifySMS, NotifyCall), written as a bare word, or a pause,
+// written as {wait: 5m}. Exactly one of Channel and Wait is set.
+type NotifyRule struct {
+	Channel string
+	Wait    Duration
+	Line    int
+}
+
+// MarshalYAML writes the rule in the form Parse reads.
+func (r NotifyRule) MarshalYAML() (any, error) {
+	if r.Channel != "" {
+		return r.Channel, nil
+	}
+	return map[string]Duration{"wait": r.Wait}, nil
+}
+
+// Schedule says who is on call when. Exactly one of ICal, File and Rotation
+// is set.
+type Schedule struct {
+	Name string `yaml:"name"`
+	ICal string `yaml:"ical,omitempty"` // http(s) URL of an iCal feed
+	// File is an iCal file; a relative path is resolved against the
+	// directory of the config file.
+	File          string    `yaml:"file,omitempty"`
+	OverridesICal string    `yaml:"overrides_ical,omitempty"`
+	Channel       string    `yaml:"channel,omitempty"`   // Slack channel id for handoff announcements
+	Usergroup     string    `yaml:"usergroup,omitempty"` // Slack user group id kept equal to who is on call
+	Timezone      string    `yaml:"timezone,omitempty"`  // empty means Config.Timezone
+	Rotation      *Rotation `yaml:"rotation,omitempty"`
+	Line          int       `yaml:"-"`
+}
+
+// HandoffLayout is the layout of Rotation.Handoff: a local time in the
+// schedule's time zone.
+const HandoffLayout = "2006-01-02T15:04:05"
+
+// Rotation hands the schedule from one user to the next every Shift,
+// starting with Users[0] at Handoff.
+type Rotation struct {
+	Users   []string `yaml:"users"` // user emails or Slack ids
+	Shift   Duration `yaml:"shift"`
+	Handoff string   `yaml:"handoff"` // HandoffLayout
+	Line    int      `yaml:"-"`
+}
+
+// EscalationChain is the ordered steps taken for an incident until someone
+// acknowledges it. The steps run Repeat more times after the first pass.
+type EscalationChain struct {
+	Name   string `yaml:"name"`
+	Repeat int    `yaml:"repeat,omitempty"`
+	Steps  []Step `yaml:"steps"`
+	Line   int    `yaml:"-"`
+}
+
+// Step keys, as written in the file and returned by Step.Kind.
+const (
+	StepNotifySchedule  = "notify_schedule"
+	StepNotifyUsers     = "notify_users"
+	StepNotifyUsergroup = "notify_usergroup"
+	StepNotifyChannel   = "notify_channel"
+	StepWait            = "wait"
+)
+
+// Step is one step of an escalation chain; exactly one field is set.
+type Step struct {
+	NotifySchedule  string   `yaml:"notify_schedule,omitempty"`  // schedule name
+	NotifyUsers     []string `yaml:"notify_users,omitempty"`     // user emails or Slack ids
+	NotifyUsergroup string   `yaml:"notify_usergroup,omitempty"` // Slack user group id
+	NotifyChannel   string   `yaml:"notify_channel,omitempty"`   // "here" or "channel"
+	Wait            Duration `yaml:"wait,omitempty"`
+	Line            int      `yaml:"-"`
+}
+
+// Kind returns the key of the step's field that is set (StepWait, ...).
+func (s Step) Kind() string {
+	switch {
+	case s.NotifySchedule != "":
+		return StepNotifySchedule
+	case len(s.NotifyUsers) > 0:
+		return StepNotifyUsers
+	case s.NotifyUsergroup != "":
+		return StepNotifyUsergroup
+	case s.NotifyChannel != "":
+		return StepNotifyChannel
+	case s.Wait > 0:
+		return StepWait
+	}
+	return ""
+}
+
+// Integration is an inbound alert source.
+type Integration struct {
+	Name       string  `yaml:"name"`
+	Kind       string  `yaml:"kind"` // one of Kinds()
+	Token      string  `yaml:"token"`
+	Channel    string  `yaml:"channel"`              // Slack channel id for its incidents
+	Escalation string  `yaml:"escalation,omitempty"` // escalation chain name
+	Routes     []Route `yaml:"routes,omitempty"`
+	Line       int     `yaml:"-"`
+}
+
+// Route sends the alerts whose labels equal all of Match to another
+// escalation chain and/or channel: the first matching route of an
+// integration wins, and its Escalation and Channel, where set, replace the
+// integration's.
+type Route struct {
+	Match      map[string]string `yaml:"match"`
+	Escalation string            `yaml:"escalation,omitempty"`
+	Channel    string            `yaml:"channel,omitempty"`
+	Line       int               `yaml:"-"`
+}
+
+// Kinds returns the integration kinds a config may use.
+func Kinds() []string {
+	return []string{"alertmanager", "grafana", "opsgenie", "pagerduty", "sns", "webhook"}
+}
+
+// Duration is a time.Duration written as a Go duration string (30s, 5m, 12h).
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalYAML writes the duration in the form Parse reads.
+func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+
+// User returns the user a rotation or notify_users step refers to by email
+// or Slack id, ignoring case. For someone without an entry it returns a User
+// with just that email or Slack id, and false.
+func (c *Config) User(ref string) (User, bool) {
+	for _, u := range c.Users {
+		if (u.Email != "" && strings.EqualFold(u.Email, ref)) || (u.Slack != "" && strings.EqualFold(u.Slack, ref)) {
+			return u, true
+		}
+	}
+	if strings.Contains(ref, "@") {
+		return User{Email: ref}, false
+	}
+	return User{Slack: ref}, false
+}
+
+// OncallIntegrations returns the integrations as domain values. (A method
+// cannot share the name of the Integrations field.)
+func (c *Config) OncallIntegrations() []oncall.Integration {
+	out := make([]oncall.Integration, len(c.Integrations))
+	for i, in := range c.Integrations {
+		out[i] = oncall.Integration{
+			Name:       in.Name,
+			Kind:       in.Kind,
+			Token:      in.Token,
+			Channel:    in.Channel,
+			Escalation: in.Escalation,
+		}
+	}
+	return out
+}
+
+// Load reads and parses the config file at path. lookupEnv resolves
+// ${NAME} references; nil means os.LookupEnv. Problems in the file are
+// returned as Errors; a file that cannot be read gives a plain error.
+func Load(path string, lookupEnv func(string) (string, bool)) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data, lookupEnv)
+}
+
+// Parse parses and validates a config file. filename is used in messages
+// and to resolve relative schedule files. lookupEnv resolves ${NAME}
+// references; nil means os.LookupEnv. On any problem it returns Errors
+// listing all of them, sorted by line.
+func Parse(filename string, data []byte, lookupEnv func(string) (string, bool)) (*Config, error) {
+	if lookupEnv == nil {
+		lookupEnv = os.LookupEnv
+	}
+	d := newDecoder(filename, lookupEnv)
+	c := d.decodeFile(data)
+	if len(d.errs) > 0 {
+		return nil, d.result()
+	}
+	return c, nil
+}

@@ -1,0 +1,443 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/oncallbot/oncall"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden .errors files")
+
+// testEnv is the environment the test files and examples/oncall.yaml are
+// parsed with; the example uses every variable.
+var testEnv = map[string]string{
+	"PROM_TOKEN":           "prom-0123456789abcdef",
+	"GRAFANA_TOKEN":        "grafana-0123456789abcdef",
+	"DEPLOY_WEBHOOK_TOKEN": "deploy-0123456789abcdef",
+}
+
+func lookup(env map[string]string) func(string) (string, bool) {
+	return func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	}
+}
+
+func TestParseSmallest(t *testing.T) {
+	c, err := Load("testdata/valid/smallest.yaml", lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{Integrations: []Integration{{
+		Name: "prometheus", Kind: "alertmanager", Token: "prom-0123456789abcdef", Channel: "C0123456789", Line: 2,
+	}}}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+}
+
+func TestParseFuller(t *testing.T) {
+	c, err := Load("testdata/valid/fuller.yaml", lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := &Config{
+		Timezone: "Europe/Berlin",
+		Users: []User{{
+			Email: "alice@example.com",
+			Phone: "+4915100000001",
+			Notify: []NotifyRule{
+				{Channel: NotifySlack, Line: 6},
+				{Wait: Duration(5 * time.Minute), Line: 7},
+				{Channel: NotifySMS, Line: 8},
+				{Wait: Duration(5 * time.Minute), Line: 9},
+				{Channel: NotifyCall, Line: 10},
+			},
+			Line: 3,
+		}},
+		Schedules: []Schedule{{
+			Name:          "primary",
+			ICal:          "https://calendar.example.com/primary.ics",
+			OverridesICal: "https://calendar.example.com/overrides.ics",
+			Channel:       "C0123456789",
+			Usergroup:     "S0123456789",
+			Line:          12,
+		}, {
+			Name: "secondary",
+			Rotation: &Rotation{
+				Users:   []string{"bob@example.com", "carol@example.com"},
+				Shift:   Duration(168 * time.Hour),
+				Handoff: "2026-01-05T09:00:00",
+				Line:    19,
+			},
+			Line: 17,
+		}},
+		EscalationChains: []EscalationChain{{
+			Name:   "default",
+			Repeat: 2,
+			Steps: []Step{
+				{NotifySchedule: "primary", Line: 26},
+				{Wait: Duration(5 * time.Minute), Line: 27},
+				{NotifySchedule: "secondary", Line: 28},
+				{Wait: Duration(10 * time.Minute), Line: 29},
+				{NotifyChannel: "here", Line: 30},
+			},
+			Line: 23,
+		}},
+		Integrations: []Integration{{
+			Name:       "prometheus",
+			Kind:       "alertmanager",
+			Token:      "prom-0123456789abcdef",
+			Channel:    "C0123456789",
+			Escalation: "default",
+			Routes: []Route{{
+				Match:      map[string]string{"severity": "critical", "team": "payments"},
+				Escalation: "default",
+				Channel:    "C0PAYMENTS",
+				Line:       38,
+			}},
+			Line: 32,
+		}},
+	}
+	if !reflect.DeepEqual(c, want) {
+		t.Errorf("got  %+v\nwant %+v", c, want)
+	}
+	for i, step := range c.EscalationChains[0].Steps {
+		wantKind := []string{StepNotifySchedule, StepWait, StepNotifySchedule, StepWait, StepNotifyChannel}[i]
+		if step.Kind() != wantKind {
+			t.Errorf("step %d: Kind() = %q, want %q", i, step.Kind(), wantKind)
+		}
+	}
+}
+
+func TestExample(t *testing.T) {
+	const path = "../examples/oncall.yaml"
+	c, err := Load(path, lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The example must show every feature; check the less common ones.
+	var kinds []string
+	for _, in := range c.Integrations {
+		kinds = append(kinds, in.Kind)
+	}
+	var steps []string
+	for _, ch := range c.EscalationChains {
+		for _, s := range ch.Steps {
+			steps = append(steps, s.Kind())
+		}
+	}
+	var sources []string
+	for _, s := range c.Schedules {
+		switch {
+		case s.ICal != "" && s.OverridesICal != "":
+			sources = append(sources, "ical+overrides")
+		case s.File != "":
+			sources = append(sources, "file")
+		case s.Rotation != nil:
+			sources = append(sources, "rotation")
+		}
+	}
+	checks := []struct {
+		what string
+		ok   bool
+	}{
+		{"integration kinds webhook, alertmanager, grafana", slices.Contains(kinds, "webhook") && slices.Contains(kinds, "alertmanager") && slices.Contains(kinds, "grafana")},
+		{"every step kind", !slices.ContainsFunc(stepKeys, func(k string) bool { return !slices.Contains(steps, k) })},
+		{"ical with overrides, file and rotation schedules", len(sources) == 3 && sources[0] != sources[1] && sources[1] != sources[2] && sources[0] != sources[2]},
+		{"a schedule time zone", slices.ContainsFunc(c.Schedules, func(s Schedule) bool { return s.Timezone != "" })},
+		{"a schedule channel and usergroup", slices.ContainsFunc(c.Schedules, func(s Schedule) bool { return s.Channel != "" && s.Usergroup != "" })},
+		{"routes", slices.ContainsFunc(c.Integrations, func(in Integration) bool { return len(in.Routes) > 1 })},
+		{"a user by Slack id", slices.ContainsFunc(c.Users, func(u User) bool { return u.Slack != "" && u.Email == "" })},
+		{"important notify rules", slices.ContainsFunc(c.Users, func(u User) bool { return len(u.Important) > 0 })},
+		{"repeat", slices.ContainsFunc(c.EscalationChains, func(ch EscalationChain) bool { return ch.Repeat > 0 })},
+		{"top-level timezone", c.Timezone != ""},
+	}
+	for _, check := range checks {
+		if !check.ok {
+			t.Errorf("example does not show %s", check.what)
+		}
+	}
+	if want := filepath.Join("..", "examples", "database-oncall.ics"); c.Schedules[2].File != want {
+		t.Errorf("relative file resolved to %q, want %q", c.Schedules[2].File, want)
+	}
+
+	// Every ${VAR} of the example is needed: without any one, it fails.
+	for name := range testEnv {
+		env := maps.Clone(testEnv)
+		delete(env, name)
+		_, err := Load(path, lookup(env))
+		if err == nil || !strings.Contains(err.Error(), "environment variable "+name+" is not set") {
+			t.Errorf("without %s: got %v", name, err)
+		}
+	}
+}
+
+// TestMarshalRoundTrip checks that the yaml tags of the types agree with
+// the keys Parse reads: a parsed file written back parses to the same Config.
+func TestMarshalRoundTrip(t *testing.T) {
+	path, err := filepath.Abs("../examples/oncall.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(path, lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := yaml.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := Parse(path, data, lookup(nil))
+	if err != nil {
+		t.Fatalf("parse marshaled config: %v\n%s", err, data)
+	}
+	if !reflect.DeepEqual(withoutLines(c), withoutLines(again)) {
+		t.Errorf("round trip changed the config:\n%s", data)
+	}
+}
+
+// withoutLines returns a copy of c with every Line zeroed.
+func withoutLines(c *Config) Config {
+	out := *c
+	out.Users = slices.Clone(c.Users)
+	for i := range out.Users {
+		u := &out.Users[i]
+		u.Line = 0
+		u.Notify = zeroRuleLines(u.Notify)
+		u.Important = zeroRuleLines(u.Important)
+	}
+	out.Schedules = slices.Clone(c.Schedules)
+	for i := range out.Schedules {
+		s := &out.Schedules[i]
+		s.Line = 0
+		if s.Rotation != nil {
+			r := *s.Rotation
+			r.Line = 0
+			s.Rotation = &r
+		}
+	}
+	out.EscalationChains = slices.Clone(c.EscalationChains)
+	for i := range out.EscalationChains {
+		ch := &out.EscalationChains[i]
+		ch.Line = 0
+		ch.Steps = slices.Clone(ch.Steps)
+		for j := range ch.Steps {
+			ch.Steps[j].Line = 0
+		}
+	}
+	out.Integrations = slices.Clone(c.Integrations)
+	for i := range out.Integrations {
+		in := &out.Integrations[i]
+		in.Line = 0
+		in.Routes = slices.Clone(in.Routes)
+		for j := range in.Routes {
+			in.Routes[j].Line = 0
+		}
+	}
+	return out
+}
+
+func zeroRuleLines(rules []NotifyRule) []NotifyRule {
+	out := slices.Clone(rules)
+	for i := range out {
+		out[i].Line = 0
+	}
+	return out
+}
+
+// TestInvalid parses each testdata/invalid/NAME.yaml and compares the
+// problems reported with NAME.errors. Run with -update to rewrite them.
+func TestInvalid(t *testing.T) {
+	files, err := filepath.Glob("testdata/invalid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) == 0 {
+		t.Fatal("no test files")
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, err := Load(file, lookup(testEnv))
+			var errs Errors
+			if !errors.As(err, &errs) {
+				t.Fatalf("got %v, want Errors", err)
+			}
+			for _, e := range errs {
+				if e.File != file || e.Line < 1 || e.Msg == "" {
+					t.Errorf("malformed error %#v", e)
+				}
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".yaml") + ".errors"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != string(want) {
+				t.Errorf("got:\n%s\nwant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func TestValidFiles(t *testing.T) {
+	files, err := filepath.Glob("testdata/valid/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			c, err := Load(file, lookup(testEnv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Integrations) == 0 {
+				t.Error("no integrations")
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load("testdata/does-not-exist.yaml", nil)
+	if !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("got %v, want a wrapped os.ErrNotExist", err)
+	}
+	var errs Errors
+	if errors.As(err, &errs) {
+		t.Errorf("an unreadable file is not a problem in the file: %v", err)
+	}
+}
+
+func TestParseNilLookupUsesEnvironment(t *testing.T) {
+	t.Setenv("CONFIG_TEST_TOKEN", "env-0123456789abcdef")
+	data := []byte("integrations:\n  - {name: a, kind: webhook, token: '${CONFIG_TEST_TOKEN}', channel: C0A}\n")
+	c, err := Parse("x.yaml", data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Integrations[0].Token; got != "env-0123456789abcdef" {
+		t.Errorf("token = %q", got)
+	}
+}
+
+func TestErrorsSortedByLine(t *testing.T) {
+	errs := Errors{
+		{File: "f.yaml", Line: 9, Msg: "c"},
+		{File: "f.yaml", Line: 2, Msg: "a"},
+		{File: "f.yaml", Line: 9, Msg: "d"},
+		{File: "f.yaml", Line: 5, Msg: "b"},
+	}
+	want := "f.yaml:2: a\nf.yaml:5: b\nf.yaml:9: c\nf.yaml:9: d"
+	if got := errs.Error(); got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	if errs[0].Line != 9 {
+		t.Error("Error() reordered the list it was called on")
+	}
+}
+
+func TestOncallIntegrations(t *testing.T) {
+	c, err := Load("testdata/valid/fuller.yaml", lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []oncall.Integration{{
+		Name: "prometheus", Kind: "alertmanager", Token: "prom-0123456789abcdef",
+		Channel: "C0123456789", Escalation: "default",
+	}}
+	if got := c.OncallIntegrations(); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestUser(t *testing.T) {
+	c := &Config{Users: []User{
+		{Email: "alice@example.com", Phone: "+4915100000001"},
+		{Slack: "U0DAVE"},
+	}}
+	tests := []struct {
+		ref        string
+		want       User
+		configured bool
+	}{
+		{"alice@example.com", c.Users[0], true},
+		{"Alice@Example.COM", c.Users[0], true},
+		{"U0DAVE", c.Users[1], true},
+		{"bob@example.com", User{Email: "bob@example.com"}, false},
+		{"U0BOB", User{Slack: "U0BOB"}, false},
+	}
+	for _, tt := range tests {
+		got, ok := c.User(tt.ref)
+		if !reflect.DeepEqual(got, tt.want) || ok != tt.configured {
+			t.Errorf("User(%q) = %+v, %v; want %+v, %v", tt.ref, got, ok, tt.want, tt.configured)
+		}
+	}
+}
+
+func TestKinds(t *testing.T) {
+	for _, kind := range []string{"webhook", "alertmanager", "grafana", "pagerduty", "opsgenie", "sns"} {
+		data := "integrations:\n  - {name: a, kind: " + kind + ", token: 0123456789abcdef, channel: C0A}\n"
+		if _, err := Parse("k.yaml", []byte(data), lookup(nil)); err != nil {
+			t.Errorf("kind %s: %v", kind, err)
+		}
+	}
+}
+
+func TestAliasesAndMergeKeys(t *testing.T) {
+	c, err := Load("testdata/valid/anchors.yaml", lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := c.Integrations[1]
+	want := Integration{
+		Name: "b", Kind: "webhook", Token: "b-0123456789abcdef", Channel: "C0123456789",
+		Routes: []Route{{Match: map[string]string{"severity": "critical"}, Channel: "C0OTHER", Line: 15}},
+		Line:   11,
+	}
+	if !reflect.DeepEqual(b, want) {
+		t.Errorf("got  %+v\nwant %+v", b, want)
+	}
+}
+
+// TestSyntaxErrorLines checks that YAML syntax errors are reported on the
+// line of the problem, not where the enclosing construct starts.
+func TestSyntaxErrorLines(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"bad indentation", "integrations:\n  - name: a\n    kind: webhook\n   token: x\n", "s.yaml:4: invalid YAML: did not find expected '-' indicator"},
+		{"tab", "integrations:\n  - name: a\n\tkind: webhook\n", "s.yaml:3: invalid YAML: found a tab character that violates indentation"},
+		{"unclosed flow", "timezone: UTC\nintegrations: [{name: a\n", "s.yaml:2: invalid YAML: did not find expected ',' or '}'"},
+		{"unknown anchor", "timezone: UTC\n\nintegrations: *nope\n", "s.yaml:3: invalid YAML: unknown anchor 'nope' referenced"},
+		{"control character", "timezone: UTC\ntimezone: \x01\n", "s.yaml:2: invalid YAML: control characters are not allowed"},
+		{"bad second document", "integrations: []\n---\na: [\n", "s.yaml:3: invalid YAML: did not find expected node content"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("s.yaml", []byte(tt.in), lookup(nil))
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("got  %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,75 @@
+// Package escalation owns the incident state machine: what an alert does to
+// an incident, what a person's action does, and (later) escalation chains.
+package escalation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/oncallbot/oncall"
+	"github.com/oncallbot/oncall/storage"
+)
+
+// Store is the part of the database the service changes.
+type Store interface {
+	RecordBatch(ctx context.Context, b oncall.AlertBatch) (storage.RecordResult, error)
+	Transition(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (oncall.Incident, bool, error)
+}
+
+// Notifier is told about every committed change of an incident, so that the
+// Slack message and the pages follow. It must be durable (a JetStream publish).
+type Notifier interface {
+	PublishIncidentChanged(ctx context.Context, incidentID int64) error
+}
+
+// Service applies alerts and people's actions to incidents.
+type Service struct {
+	store  Store
+	notify Notifier
+	log    *slog.Logger
+}
+
+// NewService returns a Service over store that tells notify of changes.
+func NewService(store Store, notify Notifier, log *slog.Logger) *Service {
+	return &Service{store: store, notify: notify, log: log}
+}
+
+// Process stores one queued batch and announces the change. It is safe to
+// call again with the same batch (redelivery after a crash): the store
+// deduplicates by batch ID, and the change is announced again in case the
+// first announcement was lost, which the Slack sync absorbs.
+func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
+	res, err := s.store.RecordBatch(ctx, b)
+	if err != nil {
+		return fmt.Errorf("record batch %s of %q: %w", b.ID, b.Integration, err)
+	}
+	if res.IncidentID == 0 {
+		s.log.Info("resolved alert without an open incident", "integration", b.Integration, "group_key", b.GroupKey, "batch", b.ID)
+		return nil
+	}
+	s.log.Info("alert batch stored", "integration", b.Integration, "batch", b.ID, "incident", res.IncidentID,
+		"created", res.Created, "resolved", res.Resolved, "duplicate", res.Duplicate, "alerts", len(b.Alerts))
+	if err := s.notify.PublishIncidentChanged(ctx, res.IncidentID); err != nil {
+		return fmt.Errorf("announce incident %d: %w", res.IncidentID, err)
+	}
+	return nil
+}
+
+// Act applies a person's action. key makes a retried request idempotent.
+// The incident is announced even when nothing changed (a double click, a
+// retried request): if the first announcement was lost, this one repairs the
+// Slack message, and a sync with nothing to change costs no Slack call.
+func (s *Service) Act(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (oncall.Incident, error) {
+	inc, changed, err := s.store.Transition(ctx, id, a, actor, key)
+	if err != nil {
+		return inc, fmt.Errorf("%s incident %d: %w", a, id, err)
+	}
+	if changed {
+		s.log.Info("incident changed", "incident", id, "action", a, "actor", actor, "status", inc.Status)
+	}
+	if err := s.notify.PublishIncidentChanged(ctx, id); err != nil {
+		return inc, fmt.Errorf("announce incident %d: %w", id, err)
+	}
+	return inc, nil
+}

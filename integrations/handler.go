@@ -1,0 +1,280 @@
+// Package integrations receives alerts from monitoring tools over HTTP,
+// parses each source's payload into a normalized oncall.AlertBatch and
+// queues it. A request is answered 202 only once its batch is durable in
+// the queue.
+package integrations
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oncallbot/oncall"
+)
+
+// Publisher queues a batch durably: it returns nil only once the queue has
+// acknowledged it (a JetStream PubAck).
+type Publisher interface {
+	PublishAlert(ctx context.Context, b oncall.AlertBatch) error
+}
+
+// Defaults of the Handler's options.
+const (
+	DefaultPublishTimeout = 5 * time.Second
+	// MaxBodyBytes is the largest request body accepted (413 beyond).
+	MaxBodyBytes = 1 << 20
+	// DefaultMaxBatchBytes keeps an encoded batch under NATS's default
+	// max_payload (1 MiB), with room for headers.
+	DefaultMaxBatchBytes = 1<<20 - 8<<10
+	// retryAfterSeconds is the Retry-After of a 503.
+	retryAfterSeconds = 5
+)
+
+// Answers that must not differ between their causes.
+const (
+	msgUnauthorized = "unknown or disabled integration token"
+	msgUnavailable  = "queue unavailable, retry"
+)
+
+// Handler serves POST /integrations/{kind}/{token}.
+type Handler struct {
+	pub            Publisher
+	log            *slog.Logger
+	parsers        map[string]Parser
+	tokens         []tokenEntry
+	publishTimeout time.Duration
+	maxBatchBytes  int
+	metrics        metrics
+}
+
+// tokenEntry is one configured integration; only the hash of its token is
+// kept.
+type tokenEntry struct {
+	hash        [sha256.Size]byte
+	integration oncall.Integration // Token cleared
+}
+
+// Option adjusts a Handler.
+type Option func(*Handler)
+
+// WithPublishTimeout bounds how long a request waits for the queue before it
+// is answered 503 (default DefaultPublishTimeout).
+func WithPublishTimeout(d time.Duration) Option {
+	return func(h *Handler) { h.publishTimeout = d }
+}
+
+// WithMaxBatchBytes sets the largest encoded batch handed to the queue; it
+// must not exceed the queue's maximum message size (default
+// DefaultMaxBatchBytes). A batch above it is queued without its raw body,
+// and refused with 413 if it is still too large.
+func WithMaxBatchBytes(n int) Option {
+	return func(h *Handler) { h.maxBatchBytes = n }
+}
+
+// NewHandler returns a Handler accepting the tokens of in. Integrations
+// without a token, or of a kind no parser serves, are skipped with a
+// warning. Metrics are registered on reg unless it is nil.
+func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Handler {
+	if log == nil {
+		log = slog.Default()
+	}
+	h := &Handler{
+		pub:            pub,
+		log:            log,
+		parsers:        builtinParsers(),
+		publishTimeout: DefaultPublishTimeout,
+		maxBatchBytes:  DefaultMaxBatchBytes,
+		metrics:        newMetrics(log, reg),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	type tokenOfKind struct {
+		hash [sha256.Size]byte
+		kind string
+	}
+	seen := make(map[tokenOfKind]bool)
+	for _, it := range in {
+		if it.Token == "" {
+			log.Warn("integration has no token; it cannot receive alerts", "integration", it.Name, "kind", it.Kind)
+			continue
+		}
+		if _, ok := h.parsers[it.Kind]; !ok {
+			log.Warn("integration kind not served under /integrations/; it cannot receive alerts there", "integration", it.Name, "kind", it.Kind)
+			continue
+		}
+		e := tokenEntry{hash: sha256.Sum256([]byte(it.Token)), integration: it}
+		e.integration.Token = ""
+		if key := (tokenOfKind{e.hash, it.Kind}); seen[key] {
+			log.Warn("integration token is shared with another integration of its kind; the first one receives its alerts", "integration", it.Name, "kind", it.Kind)
+		} else {
+			seen[key] = true
+		}
+		h.tokens = append(h.tokens, e)
+	}
+	return h
+}
+
+// Register adds the handler's routes to mux.
+func (h *Handler) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/integrations/{kind}/{token}", h.serveIntegration)
+}
+
+func (h *Handler) serveIntegration(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kind := r.PathValue("kind")
+	code := h.ingest(w, r, kind, r.PathValue("token"))
+	if _, ok := h.parsers[kind]; !ok {
+		kind = "unknown" // bounded label values
+	}
+	h.metrics.requests.WithLabelValues(kind, strconv.Itoa(code)).Inc()
+	h.metrics.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
+}
+
+// ingest answers one request and returns the status code it sent.
+func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token string) int {
+	log := h.log.With("kind", kind, "remote", r.RemoteAddr)
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		log.Debug("ingest rejected: method not allowed", "method", r.Method)
+		return writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
+	}
+	parse, ok := h.parsers[kind]
+	if !ok {
+		log.Debug("ingest rejected: unknown kind")
+		return writeError(w, http.StatusNotFound, "unknown integration kind "+quoteShort(kind))
+	}
+	in, ok := h.lookup(kind, token)
+	if !ok {
+		log.Info("ingest rejected: unknown or disabled token")
+		return writeError(w, http.StatusUnauthorized, msgUnauthorized)
+	}
+	log = log.With("integration", in.Name)
+
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
+			log.Info("ingest rejected: body too large")
+			return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
+		}
+		log.Info("ingest rejected: read body", "err", err)
+		return writeError(w, http.StatusBadRequest, "read body: "+err.Error())
+	}
+
+	now := time.Now().UTC()
+	b, err := parse(body, now)
+	if err != nil {
+		log.Info("ingest rejected: bad payload", "err", err)
+		return writeError(w, http.StatusBadRequest, err.Error())
+	}
+	b.ID = newBatchID()
+	b.Integration = in.Name
+	b.Kind = kind
+	b.ReceivedAt = now
+	b.Raw = storableJSON(body)
+	size, err := h.fit(&b)
+	if err != nil {
+		log.Error("ingest failed", "err", err)
+		return writeError(w, http.StatusInternalServerError, "internal error")
+	}
+	if size > h.maxBatchBytes {
+		log.Info("ingest rejected: batch too large", "bytes", size)
+		return writeError(w, http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("alert batch too large: %d bytes once normalized, limit %d; send fewer alerts per request", size, h.maxBatchBytes))
+	}
+
+	// The outcome must not depend on the client hanging up: once started,
+	// the publish runs to its PubAck or its timeout.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.publishTimeout)
+	defer cancel()
+	if err := h.pub.PublishAlert(ctx, b); err != nil {
+		log.Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		return writeError(w, http.StatusServiceUnavailable, msgUnavailable)
+	}
+	h.metrics.alerts.WithLabelValues(in.Name).Add(float64(len(b.Alerts)))
+	log.Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey)
+	return writeJSON(w, http.StatusAccepted, acceptedResponse{Status: "accepted", ID: b.ID, Alerts: len(b.Alerts)})
+}
+
+// lookup finds the integration of kind whose token is token. It compares
+// the token's hash with every configured hash in constant time, without
+// stopping at a match, so timing tells nothing about the tokens.
+func (h *Handler) lookup(kind, token string) (oncall.Integration, bool) {
+	presented := sha256.Sum256([]byte(token))
+	var found *tokenEntry
+	for i := range h.tokens {
+		e := &h.tokens[i]
+		if subtle.ConstantTimeCompare(presented[:], e.hash[:]) == 1 && e.integration.Kind == kind && found == nil {
+			found = e
+		}
+	}
+	if found == nil {
+		return oncall.Integration{}, false
+	}
+	return found.integration, true
+}
+
+// fit drops b.Raw if the encoded batch is larger than maxBatchBytes with
+// it, and returns the encoded size of what is left.
+func (h *Handler) fit(b *oncall.AlertBatch) (int, error) {
+	size, err := encodedSize(b)
+	if err != nil || size <= h.maxBatchBytes || b.Raw == nil {
+		return size, err
+	}
+	b.Raw = nil
+	return encodedSize(b)
+}
+
+func encodedSize(b *oncall.AlertBatch) (int, error) {
+	data, err := json.Marshal(b)
+	if err != nil {
+		return 0, fmt.Errorf("encode alert batch %q: %w", b.ID, err)
+	}
+	return len(data), nil
+}
+
+type acceptedResponse struct {
+	Status string `json:"status"`
+	ID     string `json:"id"`
+	Alerts int    `json:"alerts"`
+}
+
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) int {
+	return writeJSON(w, code, errorResponse{Error: msg})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) int {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	// The status is sent; a failed write means the client is gone.
+	_ = json.NewEncoder(w).Encode(v)
+	return code
+}
+
+// newBatchID returns a random 128-bit id formatted like a version 4 UUID.
+func newBatchID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand.Read crashes the program instead)
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}

@@ -1,0 +1,25 @@
+package integrations
+
+import (
+	"time"
+
+	"github.com/oncallbot/oncall"
+)
+
+// Parser turns a request body into a normalized batch. It fills GroupKey,
+// Status, Title, Message, Severity, Link, ImageURL, Labels and Alerts; the
+// handler fills ID, Integration, Kind, ReceivedAt and Raw. now is when the
+// request was received. Any problem with the body is an error (an
+// *InputError naming the path at fault) and nothing of the body is queued.
+// On success every string of the batch is valid UTF-8 without NUL bytes.
+type Parser func(body []byte, now time.Time) (oncall.AlertBatch, error)
+
+// builtinParsers maps each kind served under /integrations/{kind}/{token}
+// to its parser. A new source is one file with its parser, golden tests
+// and fuzz test, and one line here.
+func builtinParsers() map[string]Parser {
+	return map[string]Parser{
+		"webhook":      ParseWebhook,
+		"alertmanager": ParseAlertmanager,
+	}
+}

@@ -1,0 +1,204 @@
+// Package oncall holds the domain types of the on-call bot and the few
+// interfaces shared between its parts. Each subpackage (integrations, queue,
+// storage, escalation, bot, schedule) depends on this package, not on its
+// siblings; cmd/oncall wires them together.
+package oncall
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Errors shared by the parts. Wrap them with context; test with errors.Is.
+var (
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means the change cannot be made in the current state,
+	// e.g. reopening an incident whose group already has a newer open one.
+	ErrConflict = errors.New("conflict")
+)
+
+// Severity of an alert or incident, most severe first.
+type Severity string
+
+const (
+	SeverityCritical Severity = "critical"
+	SeverityError    Severity = "error"
+	SeverityWarning  Severity = "warning"
+	SeverityInfo     Severity = "info"
+)
+
+// ParseSeverity maps the names monitoring tools use to a Severity.
+// The empty string is reported as not ok so callers can apply their default.
+func ParseSeverity(s string) (Severity, bool) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "critical", "crit", "fatal", "emergency", "disaster", "page", "p1":
+		return SeverityCritical, true
+	case "error", "err", "high", "major", "p2":
+		return SeverityError, true
+	case "warning", "warn", "average", "medium", "minor", "p3":
+		return SeverityWarning, true
+	case "info", "information", "informational", "low", "notice", "ok", "none", "p4", "p5":
+		return SeverityInfo, true
+	}
+	return "", false
+}
+
+// AlertStatus is the state a source reports for an alert.
+type AlertStatus string
+
+const (
+	AlertFiring   AlertStatus = "firing"
+	AlertResolved AlertStatus = "resolved"
+)
+
+// Alert is one alert as a source reported it, normalized.
+type Alert struct {
+	// Fingerprint identifies the alert within its group across repeats
+	// (Alertmanager's fingerprint; the dedup key for a plain webhook).
+	Fingerprint string            `json:"fingerprint"`
+	Status      AlertStatus       `json:"status"`
+	Title       string            `json:"title"`
+	Message     string            `json:"message,omitempty"`
+	Severity    Severity          `json:"severity,omitempty"`
+	Link        string            `json:"link,omitempty"`
+	ImageURL    string            `json:"image_url,omitempty"`
+	Labels      map[string]string `json:"labels,omitempty"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	StartsAt    time.Time         `json:"starts_at,omitzero"`
+	EndsAt      time.Time         `json:"ends_at,omitzero"`
+}
+
+// AlertBatch is what one accepted request becomes. Ingest validates and
+// normalizes the whole request before it is queued, so a batch is either
+// queued whole or rejected whole. It is the message on the ALERTS stream.
+type AlertBatch struct {
+	// ID is unique per accepted request; it deduplicates redelivery.
+	ID          string    `json:"id"`
+	Integration string    `json:"integration"` // integration name from the config
+	Kind        string    `json:"kind"`
+	ReceivedAt  time.Time `json:"received_at"`
+	// GroupKey groups batches into one open incident.
+	GroupKey string `json:"group_key"`
+	// Status of the group: resolved resolves the open incident.
+	Status AlertStatus `json:"status"`
+	// Summary of the group, shown on the incident.
+	Title    string            `json:"title"`
+	Message  string            `json:"message,omitempty"`
+	Severity Severity          `json:"severity"`
+	Link     string            `json:"link,omitempty"`
+	ImageURL string            `json:"image_url,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	Alerts   []Alert           `json:"alerts"`
+	// Raw is the request body as received, kept for the record.
+	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// Integration is an inbound alert source from the config.
+type Integration struct {
+	Name       string
+	Kind       string
+	Token      string // the secret in clear; only its hash is stored
+	Channel    string // Slack channel id for its incidents
+	Escalation string // escalation chain name, may be empty
+}
+
+// IncidentStatus is the lifecycle state of an incident.
+type IncidentStatus string
+
+const (
+	StatusTriggered    IncidentStatus = "triggered"
+	StatusAcknowledged IncidentStatus = "acknowledged"
+	StatusResolved     IncidentStatus = "resolved"
+)
+
+// Incident is a group of alerts that pages once.
+type Incident struct {
+	ID          int64
+	Integration string
+	Kind        string
+	Channel     string
+	GroupKey    string
+	Status      IncidentStatus
+	Title       string
+	Message     string
+	Severity    Severity
+	Link        string
+	ImageURL    string
+	Labels      map[string]string
+	// AlertCount counts every alert received, repeats included.
+	AlertCount int
+	// Firing and Resolved count distinct alerts (by fingerprint) by their
+	// latest status.
+	Firing     int
+	Resolved   int
+	Escalation string
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+	AckedAt    time.Time // zero unless acknowledged
+	AckedBy    Actor
+	ResolvedAt time.Time // zero unless resolved
+	ResolvedBy Actor
+}
+
+// Actor is who caused a change: "source" for the monitoring tool,
+// "slack:U123" for a Slack user, "system" for the bot itself.
+type Actor string
+
+const (
+	ActorSource Actor = "source"
+	ActorSystem Actor = "system"
+)
+
+// SlackActor is the Actor for a Slack user id.
+func SlackActor(userID string) Actor { return Actor("slack:" + userID) }
+
+// SlackUser returns the Slack user id of a Slack actor.
+func (a Actor) SlackUser() (string, bool) {
+	id, ok := strings.CutPrefix(string(a), "slack:")
+	return id, ok && id != ""
+}
+
+// Action is something a person does to an incident.
+type Action string
+
+const (
+	ActionAcknowledge   Action = "acknowledge"
+	ActionUnacknowledge Action = "unacknowledge"
+	ActionResolve       Action = "resolve"
+	ActionReopen        Action = "reopen"
+	ActionEscalate      Action = "escalate"
+)
+
+// ParseAction accepts an Action by name.
+func ParseAction(s string) (Action, bool) {
+	switch a := Action(s); a {
+	case ActionAcknowledge, ActionUnacknowledge, ActionResolve, ActionReopen, ActionEscalate:
+		return a, true
+	}
+	return "", false
+}
+
+// EventKind names an entry of an incident's timeline.
+type EventKind string
+
+const (
+	EventCreated        EventKind = "created"
+	EventAlert          EventKind = "alert" // a repeat or another alert joined the group
+	EventAcknowledged   EventKind = "acknowledged"
+	EventUnacknowledged EventKind = "unacknowledged"
+	EventResolved       EventKind = "resolved"
+	EventReopened       EventKind = "reopened"
+	EventEscalated      EventKind = "escalated"
+)
+
+// Event is one entry of an incident's timeline.
+type Event struct {
+	ID         int64
+	IncidentID int64
+	Kind       EventKind
+	Actor      Actor
+	Note       string
+	At         time.Time
+}

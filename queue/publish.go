@@ -1,0 +1,77 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/oncallbot/oncall"
+)
+
+// Subject prefixes of the streams.
+const (
+	subjectAlerts   = "alerts."
+	subjectNotify   = "notify."
+	subjectIncident = subjectNotify + "incident."
+)
+
+// incidentChanged is the body of a NOTIFY message.
+type incidentChanged struct {
+	IncidentID int64 `json:"incident_id"`
+}
+
+// PublishAlert stores b on the ALERTS stream under alerts.<kind> and
+// returns only once JetStream has acknowledged it: a nil error means the
+// batch is durable. The batch ID is the message ID, so the same batch
+// published twice within two minutes is stored once.
+func (q *Queue) PublishAlert(ctx context.Context, b oncall.AlertBatch) error {
+	if b.ID == "" {
+		return errors.New("publish alert batch: batch has no id")
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("encode alert batch %q: %w", b.ID, err)
+	}
+	subject := subjectAlerts + subjectToken(b.Kind)
+	ack, err := q.js.Publish(ctx, subject, data, jetstream.WithMsgID(b.ID), jetstream.WithExpectStream(streamAlerts))
+	if err != nil {
+		return fmt.Errorf("publish alert batch %q to %s: %w", b.ID, subject, err)
+	}
+	if ack.Duplicate {
+		q.log.Debug("alert batch already queued", "batch", b.ID, "seq", ack.Sequence)
+	}
+	return nil
+}
+
+// PublishIncidentChanged tells the notifier that an incident changed. It
+// returns once JetStream has stored the message.
+func (q *Queue) PublishIncidentChanged(ctx context.Context, incidentID int64) error {
+	data, err := json.Marshal(incidentChanged{IncidentID: incidentID})
+	if err != nil {
+		return fmt.Errorf("encode change of incident %d: %w", incidentID, err)
+	}
+	subject := subjectIncident + strconv.FormatInt(incidentID, 10)
+	if _, err := q.js.Publish(ctx, subject, data, jetstream.WithExpectStream(streamNotify)); err != nil {
+		return fmt.Errorf("publish change of incident %d: %w", incidentID, err)
+	}
+	return nil
+}
+
+// subjectToken makes s safe as one subject token: letters, digits, '_'
+// and '-' only, else "other".
+func subjectToken(s string) string {
+	if s == "" {
+		return "other"
+	}
+	for _, r := range s {
+		ok := r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_' || r == '-'
+		if !ok {
+			return "other"
+		}
+	}
+	return s
+}

@@ -1,0 +1,481 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/oncallbot/oncall"
+)
+
+// RecordResult tells what RecordBatch did.
+type RecordResult struct {
+	// IncidentID is the incident the batch went to; 0 for a resolved batch
+	// that found no open incident.
+	IncidentID int64
+	// Created: the batch opened a new incident.
+	Created bool
+	// Resolved: the batch resolved its incident.
+	Resolved bool
+	// Duplicate: the batch was recorded before; nothing changed.
+	Duplicate bool
+}
+
+// RecordBatch records a batch of alerts in one transaction: it opens, joins
+// or resolves the open incident of the batch's group. Recording the same
+// batch ID again changes nothing and reports Duplicate.
+func (db *DB) RecordBatch(ctx context.Context, b oncall.AlertBatch) (RecordResult, error) {
+	if err := validateBatch(b); err != nil {
+		return RecordResult{}, fmt.Errorf("record batch %q: %w", b.ID, err)
+	}
+	var res RecordResult
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		res, err = recordBatch(ctx, tx, b)
+		return err
+	})
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("record batch %q: %w", b.ID, err)
+	}
+	return res, nil
+}
+
+func validateBatch(b oncall.AlertBatch) error {
+	if b.ID == "" {
+		return errors.New("empty batch id")
+	}
+	if b.Status != oncall.AlertFiring && b.Status != oncall.AlertResolved {
+		return fmt.Errorf("status %q is neither firing nor resolved", b.Status)
+	}
+	var c textCheck
+	c.text("id", b.ID)
+	c.text("integration", b.Integration)
+	c.text("group key", b.GroupKey)
+	c.text("title", b.Title)
+	c.text("message", b.Message)
+	c.text("severity", string(b.Severity))
+	c.text("link", b.Link)
+	c.text("image url", b.ImageURL)
+	c.labels("labels", b.Labels)
+	for i, a := range b.Alerts {
+		if a.Status != oncall.AlertFiring && a.Status != oncall.AlertResolved {
+			return fmt.Errorf("alert %d: status %q is neither firing nor resolved", i, a.Status)
+		}
+		field := func(name string) string { return fmt.Sprintf("alert %d: %s", i, name) }
+		c.text(field("fingerprint"), a.Fingerprint)
+		c.text(field("title"), a.Title)
+		c.text(field("message"), a.Message)
+		c.text(field("severity"), string(a.Severity))
+		c.text(field("link"), a.Link)
+		c.text(field("image url"), a.ImageURL)
+		c.labels(field("labels"), a.Labels)
+		c.labels(field("annotations"), a.Annotations)
+	}
+	return c.err
+}
+
+func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordResult, error) {
+	var integrationID int64
+	var channel, escalation string
+	err := tx.QueryRow(ctx, `SELECT id, channel, escalation FROM integrations WHERE name = $1`,
+		b.Integration).Scan(&integrationID, &channel, &escalation)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return RecordResult{}, fmt.Errorf("integration %q: %w", b.Integration, oncall.ErrNotFound)
+	}
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("load integration %q: %w", b.Integration, err)
+	}
+
+	// The batch row first: a concurrent delivery of the same batch waits
+	// here for this transaction, then finds it recorded.
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO alert_batches (id, integration_id, received_at, raw)
+		VALUES ($1, $2, COALESCE($3, now()), $4)
+		ON CONFLICT (id) DO NOTHING`,
+		b.ID, integrationID, nullTime(b.ReceivedAt), []byte(b.Raw))
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("insert batch: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		var incidentID *int64
+		if err := tx.QueryRow(ctx, `SELECT incident_id FROM alert_batches WHERE id = $1`, b.ID).Scan(&incidentID); err != nil {
+			return RecordResult{}, fmt.Errorf("load recorded batch: %w", err)
+		}
+		return RecordResult{IncidentID: deref(incidentID), Duplicate: true}, nil
+	}
+
+	open, err := lockOrCreateOpenIncident(ctx, tx, integrationID, channel, escalation, b)
+	if err != nil {
+		return RecordResult{}, err
+	}
+	if open.id == 0 {
+		return RecordResult{}, nil // resolved, and nothing open to resolve
+	}
+	res := RecordResult{IncidentID: open.id, Created: open.created}
+
+	switch {
+	case open.created:
+		err = addEvent(ctx, tx, open.id, oncall.EventCreated, oncall.ActorSource, b.Title)
+	case b.Status == oncall.AlertResolved:
+		res.Resolved = true
+		_, err = tx.Exec(ctx, `
+			UPDATE incidents
+			SET status = 'resolved', resolved_at = now(), resolved_by = $2,
+			    alert_count = alert_count + $3, updated_at = now()
+			WHERE id = $1`, open.id, oncall.ActorSource, len(b.Alerts))
+		if err == nil {
+			err = addEvent(ctx, tx, open.id, oncall.EventResolved, oncall.ActorSource, "")
+		}
+	default:
+		_, err = tx.Exec(ctx, `
+			UPDATE incidents
+			SET title = $2, message = $3, severity = $4, link = $5, image_url = $6, labels = $7,
+			    alert_count = alert_count + $8, updated_at = now()
+			WHERE id = $1`,
+			open.id, b.Title, b.Message, mostSevere(open.severity, b.Severity), b.Link, b.ImageURL,
+			jsonObject(b.Labels), len(b.Alerts))
+		if err == nil {
+			err = addEvent(ctx, tx, open.id, oncall.EventAlert, oncall.ActorSource, b.Title)
+		}
+	}
+	if err != nil {
+		return RecordResult{}, fmt.Errorf("update incident %d: %w", open.id, err)
+	}
+
+	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET incident_id = $2 WHERE id = $1`, b.ID, open.id); err != nil {
+		return RecordResult{}, fmt.Errorf("link batch to incident %d: %w", open.id, err)
+	}
+	if err := insertAlerts(ctx, tx, open.id, b); err != nil {
+		return RecordResult{}, fmt.Errorf("insert alerts of incident %d: %w", open.id, err)
+	}
+	return res, nil
+}
+
+type openIncident struct {
+	id       int64 // 0: none open, and the batch does not open one
+	severity oncall.Severity
+	created  bool
+}
+
+// lockOrCreateOpenIncident finds and locks the open incident of the batch's
+// group, or creates it for a firing batch. Of concurrent creators, the
+// partial unique index lets one win; the others wait for it to commit and
+// then join its incident.
+func lockOrCreateOpenIncident(ctx context.Context, tx pgx.Tx, integrationID int64, channel, escalation string,
+	b oncall.AlertBatch) (openIncident, error) {
+	const attempts = 5
+	for range attempts {
+		var open openIncident
+		err := tx.QueryRow(ctx, `
+			SELECT id, severity FROM incidents
+			WHERE integration_id = $1 AND group_key = $2 AND status <> 'resolved'
+			FOR UPDATE`, integrationID, b.GroupKey).Scan(&open.id, &open.severity)
+		if err == nil {
+			return open, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return openIncident{}, fmt.Errorf("find open incident of group %q: %w", b.GroupKey, err)
+		}
+		if b.Status != oncall.AlertFiring {
+			return openIncident{}, nil
+		}
+		err = tx.QueryRow(ctx, `
+			INSERT INTO incidents (integration_id, group_key, title, message, severity, link, image_url, labels,
+			                       alert_count, channel, escalation)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+			ON CONFLICT (integration_id, group_key) WHERE status <> 'resolved' DO NOTHING
+			RETURNING id`,
+			integrationID, b.GroupKey, b.Title, b.Message, b.Severity, b.Link, b.ImageURL, jsonObject(b.Labels),
+			len(b.Alerts), channel, escalation).Scan(&open.id)
+		if err == nil {
+			return openIncident{id: open.id, severity: b.Severity, created: true}, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return openIncident{}, fmt.Errorf("create incident of group %q: %w", b.GroupKey, err)
+		}
+		// Another transaction created it and committed meanwhile: join it.
+	}
+	return openIncident{}, fmt.Errorf("group %q: open incident kept changing, gave up after %d attempts",
+		b.GroupKey, attempts)
+}
+
+// insertAlerts stores each alert and the latest status of its fingerprint.
+func insertAlerts(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.AlertBatch) error {
+	if len(b.Alerts) == 0 {
+		return nil
+	}
+	var batch pgx.Batch
+	for _, a := range b.Alerts {
+		batch.Queue(`
+			INSERT INTO alerts (incident_id, batch_id, fingerprint, status, title, message, severity, link, image_url,
+			                    labels, annotations, starts_at, ends_at, received_at)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, COALESCE($14, now()))`,
+			incidentID, b.ID, a.Fingerprint, a.Status, a.Title, a.Message, a.Severity, a.Link, a.ImageURL,
+			jsonObject(a.Labels), jsonObject(a.Annotations), nullTime(a.StartsAt), nullTime(a.EndsAt),
+			nullTime(b.ReceivedAt))
+		batch.Queue(`
+			INSERT INTO incident_alerts (incident_id, fingerprint, status) VALUES ($1, $2, $3)
+			ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = EXCLUDED.status, updated_at = now()`,
+			incidentID, a.Fingerprint, a.Status)
+	}
+	return tx.SendBatch(ctx, &batch).Close()
+}
+
+func addEvent(ctx context.Context, tx pgx.Tx, incidentID int64, kind oncall.EventKind, actor oncall.Actor, note string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO incident_events (incident_id, kind, actor, note) VALUES ($1, $2, $3, $4)`,
+		incidentID, kind, actor, note)
+	if err != nil {
+		return fmt.Errorf("add %s event: %w", kind, err)
+	}
+	return nil
+}
+
+// severityRank orders severities, most severe first; unknown ones last.
+func severityRank(s oncall.Severity) int {
+	i := slices.Index([]oncall.Severity{
+		oncall.SeverityCritical, oncall.SeverityError, oncall.SeverityWarning, oncall.SeverityInfo,
+	}, s)
+	if i < 0 {
+		return 4
+	}
+	return i
+}
+
+func mostSevere(a, b oncall.Severity) oncall.Severity {
+	if severityRank(b) < severityRank(a) {
+		return b
+	}
+	return a
+}
+
+// Incident loads an incident; oncall.ErrNotFound if there is none.
+func (db *DB) Incident(ctx context.Context, id int64) (oncall.Incident, error) {
+	return loadIncident(ctx, db.pool, id)
+}
+
+func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, error) {
+	var (
+		inc                 oncall.Incident
+		ackedAt, resolvedAt *time.Time
+	)
+	err := q.QueryRow(ctx, `
+		SELECT i.id, g.name, g.kind, i.channel, i.group_key, i.status, i.title, i.message, i.severity, i.link,
+		       i.image_url, i.labels, i.alert_count, c.firing, c.resolved, i.escalation, i.created_at, i.updated_at,
+		       i.acked_at, COALESCE(i.acked_by, ''), i.resolved_at, COALESCE(i.resolved_by, '')
+		FROM incidents i
+		JOIN integrations g ON g.id = i.integration_id
+		CROSS JOIN LATERAL (
+			SELECT count(*) FILTER (WHERE a.status = 'firing')   AS firing,
+			       count(*) FILTER (WHERE a.status = 'resolved') AS resolved
+			FROM incident_alerts a WHERE a.incident_id = i.id
+		) c
+		WHERE i.id = $1`, id).Scan(
+		&inc.ID, &inc.Integration, &inc.Kind, &inc.Channel, &inc.GroupKey, &inc.Status, &inc.Title, &inc.Message,
+		&inc.Severity, &inc.Link, &inc.ImageURL, &inc.Labels, &inc.AlertCount, &inc.Firing, &inc.Resolved,
+		&inc.Escalation, &inc.CreatedAt, &inc.UpdatedAt, &ackedAt, &inc.AckedBy, &resolvedAt, &inc.ResolvedBy)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return oncall.Incident{}, fmt.Errorf("incident %d: %w", id, oncall.ErrNotFound)
+	}
+	if err != nil {
+		return oncall.Incident{}, fmt.Errorf("load incident %d: %w", id, err)
+	}
+	inc.CreatedAt, inc.UpdatedAt = inc.CreatedAt.UTC(), inc.UpdatedAt.UTC()
+	inc.AckedAt, inc.ResolvedAt = derefTime(ackedAt), derefTime(resolvedAt)
+	return inc, nil
+}
+
+// transition is what an action does to an incident in one of the statuses
+// it applies to.
+type transition struct {
+	from  []oncall.IncidentStatus
+	event oncall.EventKind
+	// set is the SET list of the update ($2 is the actor when withActor);
+	// empty when the action only records an event.
+	set       string
+	withActor bool
+}
+
+func transitionOf(a oncall.Action) (transition, bool) {
+	switch a {
+	case oncall.ActionAcknowledge:
+		return transition{
+			from:  []oncall.IncidentStatus{oncall.StatusTriggered},
+			event: oncall.EventAcknowledged,
+			set:   "status = 'acknowledged', acked_at = now(), acked_by = $2", withActor: true,
+		}, true
+	case oncall.ActionUnacknowledge:
+		return transition{
+			from:  []oncall.IncidentStatus{oncall.StatusAcknowledged},
+			event: oncall.EventUnacknowledged,
+			set:   "status = 'triggered', acked_at = NULL, acked_by = NULL",
+		}, true
+	case oncall.ActionResolve:
+		return transition{
+			from:  []oncall.IncidentStatus{oncall.StatusTriggered, oncall.StatusAcknowledged},
+			event: oncall.EventResolved,
+			set:   "status = 'resolved', resolved_at = now(), resolved_by = $2", withActor: true,
+		}, true
+	case oncall.ActionReopen:
+		return transition{
+			from:  []oncall.IncidentStatus{oncall.StatusResolved},
+			event: oncall.EventReopened,
+			set:   "status = 'triggered', acked_at = NULL, acked_by = NULL, resolved_at = NULL, resolved_by = NULL",
+		}, true
+	case oncall.ActionEscalate:
+		return transition{
+			from:  []oncall.IncidentStatus{oncall.StatusTriggered, oncall.StatusAcknowledged},
+			event: oncall.EventEscalated,
+		}, true
+	}
+	return transition{}, false
+}
+
+// errKeySeen rolls back a transition whose idempotency key another
+// transaction recorded meanwhile.
+var errKeySeen = errors.New("idempotency key already used")
+
+// Transition applies an action to an incident in one transaction. key, if
+// not empty, is an idempotency key: an action whose key was recorded before
+// changes nothing. changed reports whether an event was written; an action
+// that does not apply to the incident's status changes nothing. Reopening an
+// incident whose group has another open incident is oncall.ErrConflict.
+func (db *DB) Transition(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (
+	inc oncall.Incident, changed bool, err error) {
+	t, ok := transitionOf(a)
+	if !ok {
+		return oncall.Incident{}, false, fmt.Errorf("incident %d: unknown action %q", id, a)
+	}
+	var c textCheck
+	c.text("actor", string(actor))
+	c.text("idempotency key", key)
+	if c.err != nil {
+		return oncall.Incident{}, false, fmt.Errorf("%s incident %d: %w", a, id, c.err)
+	}
+
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		changed = false
+		var (
+			status        oncall.IncidentStatus
+			integrationID int64
+			groupKey      string
+		)
+		err := tx.QueryRow(ctx, `SELECT status, integration_id, group_key FROM incidents WHERE id = $1 FOR UPDATE`,
+			id).Scan(&status, &integrationID, &groupKey)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return oncall.ErrNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("lock incident: %w", err)
+		}
+
+		seen := false
+		if key != "" {
+			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM incident_events WHERE dedup_key = $1)`, key).Scan(&seen)
+			if err != nil {
+				return fmt.Errorf("look up idempotency key: %w", err)
+			}
+		}
+		if seen || !slices.Contains(t.from, status) {
+			inc, err = loadIncident(ctx, tx, id)
+			return err
+		}
+
+		if a == oncall.ActionReopen {
+			var other bool
+			err := tx.QueryRow(ctx, `
+				SELECT EXISTS (SELECT 1 FROM incidents
+				               WHERE integration_id = $1 AND group_key = $2 AND status <> 'resolved' AND id <> $3)`,
+				integrationID, groupKey, id).Scan(&other)
+			if err != nil {
+				return fmt.Errorf("look for another open incident: %w", err)
+			}
+			if other {
+				return fmt.Errorf("group %q has another open incident: %w", groupKey, oncall.ErrConflict)
+			}
+		}
+		if t.set != "" {
+			args := []any{id}
+			if t.withActor {
+				args = append(args, actor)
+			}
+			_, err := tx.Exec(ctx, "UPDATE incidents SET "+t.set+", updated_at = now() WHERE id = $1", args...)
+			if isViolation(err, uniqueViolation) { // a new incident of the group was opened meanwhile
+				return fmt.Errorf("group %q has another open incident: %w", groupKey, oncall.ErrConflict)
+			}
+			if err != nil {
+				return fmt.Errorf("update incident: %w", err)
+			}
+		}
+		var eventID int64
+		err = tx.QueryRow(ctx, `
+			INSERT INTO incident_events (incident_id, kind, actor, dedup_key) VALUES ($1, $2, $3, NULLIF($4, ''))
+			ON CONFLICT (dedup_key) DO NOTHING
+			RETURNING id`, id, t.event, actor, key).Scan(&eventID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errKeySeen
+		}
+		if err != nil {
+			return fmt.Errorf("add %s event: %w", t.event, err)
+		}
+		changed = true
+		inc, err = loadIncident(ctx, tx, id)
+		return err
+	})
+	if errors.Is(err, errKeySeen) {
+		inc, err = db.Incident(ctx, id)
+		changed = false
+	}
+	if err != nil {
+		return oncall.Incident{}, false, fmt.Errorf("%s incident %d: %w", a, id, err)
+	}
+	return inc, changed, nil
+}
+
+// Events returns the timeline of an incident, oldest first.
+func (db *DB) Events(ctx context.Context, incidentID int64) ([]oncall.Event, error) {
+	evs, err := queryEvents(ctx, db.pool, `
+		SELECT id, incident_id, kind, actor, note, created_at FROM incident_events
+		WHERE incident_id = $1 ORDER BY id`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("load events of incident %d: %w", incidentID, err)
+	}
+	return evs, nil
+}
+
+func queryEvents(ctx context.Context, q querier, sql string, args ...any) ([]oncall.Event, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (oncall.Event, error) {
+		var e oncall.Event
+		err := row.Scan(&e.ID, &e.IncidentID, &e.Kind, &e.Actor, &e.Note, &e.At)
+		e.At = e.At.UTC()
+		return e, err
+	})
+}
+
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func derefTime(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return 0
+	}
+	return *p
+}

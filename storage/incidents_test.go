@@ -1,0 +1,462 @@
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/oncallbot/oncall"
+)
+
+var received = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+func alert(fp string, status oncall.AlertStatus) oncall.Alert {
+	return oncall.Alert{
+		Fingerprint: fp, Status: status, Title: "alert " + fp, Severity: oncall.SeverityWarning,
+		Labels: map[string]string{"alertname": fp}, Annotations: map[string]string{"summary": "about " + fp},
+		StartsAt: received.Add(-time.Minute),
+	}
+}
+
+func batch(id, integration, group string, status oncall.AlertStatus, sev oncall.Severity, alerts ...oncall.Alert) oncall.AlertBatch {
+	return oncall.AlertBatch{
+		ID: id, Integration: integration, Kind: "alertmanager", ReceivedAt: received, GroupKey: group,
+		Status: status, Title: "title of " + id, Message: "message of " + id, Severity: sev,
+		Link: "https://example.com/" + id, ImageURL: "https://example.com/" + id + ".png",
+		Labels: map[string]string{"batch": id}, Alerts: alerts, Raw: []byte(`{"id":"` + id + `"}`),
+	}
+}
+
+func eventKinds(t *testing.T, db *DB, incidentID int64) []oncall.EventKind {
+	t.Helper()
+	evs, err := db.Events(t.Context(), incidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []oncall.EventKind
+	for _, e := range evs {
+		kinds = append(kinds, e.Kind)
+	}
+	return kinds
+}
+
+// TestRecordBatch plays a sequence of batches against one database. Incidents
+// are named by letter; the steps check which incident each batch went to and
+// the state of that incident afterwards.
+func TestRecordBatch(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const (
+		F = oncall.AlertFiring
+		R = oncall.AlertResolved
+	)
+	type want struct {
+		status          oncall.IncidentStatus
+		severity        oncall.Severity
+		title           string
+		count, fir, res int
+	}
+	steps := []struct {
+		name     string
+		batch    oncall.AlertBatch
+		incident string // letter of the incident, "" for none
+		result   RecordResult
+		want     want
+	}{
+		{"first alert opens", batch("b1", "prom", "g1", F, oncall.SeverityWarning, alert("a", F)),
+			"A", RecordResult{Created: true},
+			want{oncall.StatusTriggered, oncall.SeverityWarning, "title of b1", 1, 1, 0}},
+		{"more alerts join and raise severity", batch("b2", "prom", "g1", F, oncall.SeverityCritical, alert("a", F), alert("b", F)),
+			"A", RecordResult{},
+			want{oncall.StatusTriggered, oncall.SeverityCritical, "title of b2", 3, 2, 0}},
+		{"lower severity keeps the highest", batch("b3", "prom", "g1", F, oncall.SeverityInfo, alert("a", R)),
+			"A", RecordResult{},
+			want{oncall.StatusTriggered, oncall.SeverityCritical, "title of b3", 4, 1, 1}},
+		{"other group opens another", batch("b4", "prom", "g2", F, oncall.SeverityError, alert("c", F)),
+			"B", RecordResult{Created: true},
+			want{oncall.StatusTriggered, oncall.SeverityError, "title of b4", 1, 1, 0}},
+		{"resolved batch resolves", batch("b5", "prom", "g1", R, oncall.SeverityInfo, alert("b", R)),
+			"A", RecordResult{Resolved: true},
+			want{oncall.StatusResolved, oncall.SeverityCritical, "title of b3", 5, 0, 2}},
+		{"resolved with nothing open", batch("b6", "prom", "g1", R, oncall.SeverityInfo, alert("b", R)),
+			"", RecordResult{}, want{}},
+		{"firing after resolve opens a new one", batch("b7", "prom", "g1", F, oncall.SeverityInfo, alert("a", F)),
+			"C", RecordResult{Created: true},
+			want{oncall.StatusTriggered, oncall.SeverityInfo, "title of b7", 1, 1, 0}},
+		{"same group of another integration is separate", batch("b8", "hook", "g1", F, oncall.SeverityError, alert("a", F)),
+			"D", RecordResult{Created: true},
+			want{oncall.StatusTriggered, oncall.SeverityError, "title of b8", 1, 1, 0}},
+		{"duplicate changes nothing", batch("b2", "prom", "g1", F, oncall.SeverityCritical, alert("a", F), alert("b", F)),
+			"A", RecordResult{Duplicate: true},
+			want{oncall.StatusResolved, oncall.SeverityCritical, "title of b3", 5, 0, 2}},
+		{"duplicate of a batch with no incident", batch("b6", "prom", "g1", R, oncall.SeverityInfo),
+			"", RecordResult{Duplicate: true}, want{}},
+	}
+	ids := map[string]int64{}
+	for _, st := range steps {
+		got, err := db.RecordBatch(t.Context(), st.batch)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if st.incident != "" {
+			id, seen := ids[st.incident]
+			if !seen {
+				for letter, other := range ids {
+					if other == got.IncidentID {
+						t.Fatalf("%s: went to incident %s, want a new one", st.name, letter)
+					}
+				}
+				id = got.IncidentID
+				ids[st.incident] = id
+			}
+			st.result.IncidentID = id
+		}
+		if got != st.result {
+			t.Fatalf("%s: RecordBatch = %+v, want %+v", st.name, got, st.result)
+		}
+		if st.incident == "" {
+			continue
+		}
+		inc, err := db.Incident(t.Context(), got.IncidentID)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		gotState := want{inc.Status, inc.Severity, inc.Title, inc.AlertCount, inc.Firing, inc.Resolved}
+		if gotState != st.want {
+			t.Errorf("%s: incident %s = %+v, want %+v", st.name, st.incident, gotState, st.want)
+		}
+	}
+
+	a, err := db.Incident(t.Context(), ids["A"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Integration != "prom" || a.Kind != "alertmanager" || a.Channel != "C0PROM" || a.Escalation != "default" ||
+		a.GroupKey != "g1" || a.Labels["batch"] != "b3" || a.Link != "https://example.com/b3" ||
+		a.ResolvedBy != oncall.ActorSource || a.ResolvedAt.IsZero() || !a.AckedAt.IsZero() {
+		t.Errorf("incident A = %+v", a)
+	}
+	if d, _ := db.Incident(t.Context(), ids["D"]); d.Integration != "hook" || d.Kind != "webhook" || d.Escalation != "" {
+		t.Errorf("incident D = %+v, want integration hook of kind webhook without escalation", d)
+	}
+	wantEvents := []oncall.EventKind{oncall.EventCreated, oncall.EventAlert, oncall.EventAlert, oncall.EventResolved}
+	if got := eventKinds(t, db, ids["A"]); !slices.Equal(got, wantEvents) {
+		t.Errorf("events of A = %v, want %v", got, wantEvents)
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM alerts WHERE incident_id = $1`, ids["A"]); n != 5 {
+		t.Errorf("incident A has %d alert rows, want 5", n)
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM alert_batches`); n != 8 {
+		t.Errorf("%d batches recorded, want 8", n)
+	}
+	if raw := scalar[[]byte](t, db, `SELECT raw FROM alert_batches WHERE id = 'b6'`); string(raw) != `{"id":"b6"}` {
+		t.Errorf("raw of b6 = %q", raw)
+	}
+}
+
+// TestRecordBatchConcurrentNewGroup: batches of the same new group from many
+// goroutines at once end in one incident that counts every alert.
+func TestRecordBatchConcurrentNewGroup(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const n = 8
+	results := make([]RecordResult, n)
+	errs := make([]error, n)
+	race(t, db, "incidents", n, func(i int) {
+		b := batch(fmt.Sprint("c", i), "prom", "busy", oncall.AlertFiring, oncall.SeverityWarning,
+			alert(fmt.Sprint("fp", i), oncall.AlertFiring), alert("shared", oncall.AlertFiring))
+		results[i], errs[i] = db.RecordBatch(t.Context(), b)
+	})
+	created := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("batch %d: %v", i, errs[i])
+		}
+		if results[i].IncidentID != results[0].IncidentID {
+			t.Errorf("batch %d went to incident %d, batch 0 to %d", i, results[i].IncidentID, results[0].IncidentID)
+		}
+		if results[i].Created {
+			created++
+		}
+	}
+	if created != 1 {
+		t.Errorf("%d batches created an incident, want 1", created)
+	}
+	if got := scalar[int](t, db, `SELECT count(*) FROM incidents`); got != 1 {
+		t.Errorf("%d incidents, want 1", got)
+	}
+	inc, err := db.Incident(t.Context(), results[0].IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.AlertCount != 2*n || inc.Firing != n+1 || inc.Resolved != 0 {
+		t.Errorf("alert count %d, firing %d, resolved %d; want %d, %d, 0", inc.AlertCount, inc.Firing, inc.Resolved, 2*n, n+1)
+	}
+	kinds := eventKinds(t, db, inc.ID)
+	if len(kinds) != n || kinds[0] != oncall.EventCreated || slices.Index(kinds[1:], oncall.EventCreated) >= 0 {
+		t.Errorf("events %v, want one created and %d alert", kinds, n-1)
+	}
+}
+
+// TestRecordBatchConcurrentDuplicates: redeliveries of one batch at once
+// record it once.
+func TestRecordBatchConcurrentDuplicates(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const n = 4
+	b := batch("again", "prom", "g", oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+	results := make([]RecordResult, n)
+	errs := make([]error, n)
+	race(t, db, "alert_batches", n, func(i int) { results[i], errs[i] = db.RecordBatch(t.Context(), b) })
+	duplicates := 0
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if results[i].Duplicate {
+			duplicates++
+		}
+		if results[i].IncidentID != results[0].IncidentID {
+			t.Errorf("delivery %d went to incident %d, delivery 0 to %d", i, results[i].IncidentID, results[0].IncidentID)
+		}
+	}
+	if duplicates != n-1 {
+		t.Errorf("%d deliveries were duplicates, want %d", duplicates, n-1)
+	}
+	if got := scalar[int](t, db, `SELECT alert_count FROM incidents`); got != 1 {
+		t.Errorf("alert count %d, want 1", got)
+	}
+}
+
+func TestRecordBatchRejects(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	valid := func() oncall.AlertBatch {
+		return batch("bad", "prom", "g", oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+	}
+	tests := []struct {
+		name   string
+		modify func(*oncall.AlertBatch)
+		is     error // nil: any error
+	}{
+		{"NUL in title", func(b *oncall.AlertBatch) { b.Title = "a\x00b" }, ErrInvalidText},
+		{"invalid UTF-8 in group key", func(b *oncall.AlertBatch) { b.GroupKey = "g\xff" }, ErrInvalidText},
+		{"NUL in label value", func(b *oncall.AlertBatch) { b.Labels = map[string]string{"k": "\x00"} }, ErrInvalidText},
+		{"invalid UTF-8 in alert annotation key", func(b *oncall.AlertBatch) {
+			b.Alerts[0].Annotations = map[string]string{"\xc3": "v"}
+		}, ErrInvalidText},
+		{"NUL in alert fingerprint", func(b *oncall.AlertBatch) { b.Alerts[0].Fingerprint = "\x00" }, ErrInvalidText},
+		{"unknown integration", func(b *oncall.AlertBatch) { b.Integration = "nope" }, oncall.ErrNotFound},
+		{"empty id", func(b *oncall.AlertBatch) { b.ID = "" }, nil},
+		{"bad batch status", func(b *oncall.AlertBatch) { b.Status = "pending" }, nil},
+		{"bad alert status", func(b *oncall.AlertBatch) { b.Alerts[0].Status = "" }, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := valid()
+			tt.modify(&b)
+			_, err := db.RecordBatch(t.Context(), b)
+			if err == nil || (tt.is != nil && !errors.Is(err, tt.is)) {
+				t.Fatalf("RecordBatch = %v, want error %v", err, tt.is)
+			}
+		})
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM alert_batches`); n != 0 {
+		t.Errorf("rejected batches left %d rows", n)
+	}
+	// The valid batch goes through: the rejections were about the changes.
+	if _, err := db.RecordBatch(t.Context(), valid()); err != nil {
+		t.Errorf("valid batch: %v", err)
+	}
+}
+
+// newIncident opens an incident in a group of its own.
+func newIncident(t *testing.T, db *DB, group string) int64 {
+	t.Helper()
+	res, err := db.RecordBatch(t.Context(), batch("open-"+group, "prom", group, oncall.AlertFiring,
+		oncall.SeverityError, alert("a", oncall.AlertFiring)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.IncidentID
+}
+
+func TestTransitionRules(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const (
+		ack      = oncall.ActionAcknowledge
+		unack    = oncall.ActionUnacknowledge
+		resolve  = oncall.ActionResolve
+		reopen   = oncall.ActionReopen
+		escalate = oncall.ActionEscalate
+	)
+	alice, bob := oncall.SlackActor("UALICE"), oncall.SlackActor("UBOB")
+	tests := []struct {
+		name    string
+		before  []oncall.Action // by alice, each must change the incident
+		action  oncall.Action   // by bob
+		changed bool
+		status  oncall.IncidentStatus
+		ackedBy oncall.Actor
+		event   oncall.EventKind // written when changed
+	}{
+		{"acknowledge triggered", nil, ack, true, oncall.StatusAcknowledged, bob, oncall.EventAcknowledged},
+		{"acknowledge twice", []oncall.Action{ack}, ack, false, oncall.StatusAcknowledged, alice, ""},
+		{"acknowledge resolved", []oncall.Action{resolve}, ack, false, oncall.StatusResolved, "", ""},
+		{"unacknowledge acknowledged", []oncall.Action{ack}, unack, true, oncall.StatusTriggered, "", oncall.EventUnacknowledged},
+		{"unacknowledge triggered", nil, unack, false, oncall.StatusTriggered, "", ""},
+		{"unacknowledge resolved", []oncall.Action{ack, resolve}, unack, false, oncall.StatusResolved, alice, ""},
+		{"resolve triggered", nil, resolve, true, oncall.StatusResolved, "", oncall.EventResolved},
+		{"resolve acknowledged keeps who acked", []oncall.Action{ack}, resolve, true, oncall.StatusResolved, alice, oncall.EventResolved},
+		{"resolve resolved", []oncall.Action{resolve}, resolve, false, oncall.StatusResolved, "", ""},
+		{"reopen resolved", []oncall.Action{ack, resolve}, reopen, true, oncall.StatusTriggered, "", oncall.EventReopened},
+		{"reopen triggered", nil, reopen, false, oncall.StatusTriggered, "", ""},
+		{"reopen acknowledged", []oncall.Action{ack}, reopen, false, oncall.StatusAcknowledged, alice, ""},
+		{"escalate triggered", nil, escalate, true, oncall.StatusTriggered, "", oncall.EventEscalated},
+		{"escalate acknowledged", []oncall.Action{ack}, escalate, true, oncall.StatusAcknowledged, alice, oncall.EventEscalated},
+		{"escalate resolved", []oncall.Action{resolve}, escalate, false, oncall.StatusResolved, "", ""},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			id := newIncident(t, db, fmt.Sprint("rules-", i))
+			for _, a := range tt.before {
+				if _, changed, err := db.Transition(t.Context(), id, a, alice, ""); err != nil || !changed {
+					t.Fatalf("setup %s: changed %v, %v", a, changed, err)
+				}
+			}
+			eventsBefore := eventKinds(t, db, id)
+
+			inc, changed, err := db.Transition(t.Context(), id, tt.action, bob, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if changed != tt.changed || inc.Status != tt.status || inc.AckedBy != tt.ackedBy {
+				t.Errorf("changed %v, status %s, acked by %q; want %v, %s, %q",
+					changed, inc.Status, inc.AckedBy, tt.changed, tt.status, tt.ackedBy)
+			}
+			if (inc.AckedBy != "") == inc.AckedAt.IsZero() {
+				t.Errorf("acked by %q at %v: both or neither", inc.AckedBy, inc.AckedAt)
+			}
+			if (inc.Status == oncall.StatusResolved) == inc.ResolvedAt.IsZero() {
+				t.Errorf("status %s with resolved at %v", inc.Status, inc.ResolvedAt)
+			}
+			if tt.action == resolve && changed && inc.ResolvedBy != bob {
+				t.Errorf("resolved by %q, want %q", inc.ResolvedBy, bob)
+			}
+			want := eventsBefore
+			if tt.changed {
+				want = append(slices.Clone(eventsBefore), tt.event)
+			}
+			if got := eventKinds(t, db, id); !slices.Equal(got, want) {
+				t.Errorf("events %v, want %v", got, want)
+			}
+			if stored, err := db.Incident(t.Context(), id); err != nil || stored.Status != inc.Status {
+				t.Errorf("stored status %s (%v), returned %s", stored.Status, err, inc.Status)
+			}
+		})
+	}
+
+	if _, _, err := db.Transition(t.Context(), 1<<40, ack, bob, ""); !errors.Is(err, oncall.ErrNotFound) {
+		t.Errorf("Transition of a missing incident: %v, want ErrNotFound", err)
+	}
+	if _, err := db.Incident(t.Context(), 1<<40); !errors.Is(err, oncall.ErrNotFound) {
+		t.Errorf("Incident of a missing incident: %v, want ErrNotFound", err)
+	}
+	if _, _, err := db.Transition(t.Context(), 1, "snooze", bob, ""); err == nil {
+		t.Error("Transition accepted an unknown action")
+	}
+	if _, _, err := db.Transition(t.Context(), 1, ack, "slack:\x00", ""); !errors.Is(err, ErrInvalidText) {
+		t.Errorf("Transition with a NUL in the actor: %v, want ErrInvalidText", err)
+	}
+}
+
+func TestTransitionIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	bob := oncall.SlackActor("UBOB")
+	id := newIncident(t, db, "keys")
+	other := newIncident(t, db, "other")
+
+	steps := []struct {
+		id      int64
+		action  oncall.Action
+		key     string
+		changed bool
+		status  oncall.IncidentStatus
+	}{
+		{id, oncall.ActionAcknowledge, "click-1", true, oncall.StatusAcknowledged},
+		{id, oncall.ActionUnacknowledge, "click-2", true, oncall.StatusTriggered},
+		{id, oncall.ActionAcknowledge, "click-1", false, oncall.StatusTriggered}, // retried delivery of click-1
+		{id, oncall.ActionAcknowledge, "click-3", true, oncall.StatusAcknowledged},
+		{other, oncall.ActionAcknowledge, "click-3", false, oncall.StatusTriggered}, // keys are global
+		{other, oncall.ActionAcknowledge, "", true, oncall.StatusAcknowledged},
+	}
+	for i, st := range steps {
+		inc, changed, err := db.Transition(t.Context(), st.id, st.action, bob, st.key)
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if changed != st.changed || inc.Status != st.status {
+			t.Errorf("step %d (%s %q): changed %v, status %s; want %v, %s", i, st.action, st.key, changed, inc.Status, st.changed, st.status)
+		}
+	}
+
+	// The same key on several incidents at once: one of them changes.
+	ids := []int64{newIncident(t, db, "race-1"), newIncident(t, db, "race-2"), newIncident(t, db, "race-3")}
+	changed := make([]bool, len(ids))
+	errs := make([]error, len(ids))
+	race(t, db, "incident_events", len(ids), func(i int) {
+		_, changed[i], errs[i] = db.Transition(t.Context(), ids[i], oncall.ActionAcknowledge, bob, "race-key")
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(slices.DeleteFunc(changed, func(c bool) bool { return !c })); n != 1 {
+		t.Errorf("%d incidents changed with one key, want 1", n)
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM incidents WHERE status = 'acknowledged' AND group_key LIKE 'race-%'`); n != 1 {
+		t.Errorf("%d incidents acknowledged with one key, want 1", n)
+	}
+}
+
+func TestTransitionReopenConflict(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	bob := oncall.SlackActor("UBOB")
+	old := newIncident(t, db, "g")
+	if _, _, err := db.Transition(t.Context(), old, oncall.ActionResolve, bob, ""); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.RecordBatch(t.Context(), batch("newer", "prom", "g", oncall.AlertFiring, oncall.SeverityError,
+		alert("a", oncall.AlertFiring)))
+	if err != nil || !res.Created {
+		t.Fatalf("new firing batch: %+v, %v; want a new incident", res, err)
+	}
+
+	_, changed, err := db.Transition(t.Context(), old, oncall.ActionReopen, bob, "reopen-1")
+	if !errors.Is(err, oncall.ErrConflict) || changed {
+		t.Fatalf("reopen with another open incident: changed %v, %v; want ErrConflict", changed, err)
+	}
+	if inc, _ := db.Incident(t.Context(), old); inc.Status != oncall.StatusResolved {
+		t.Errorf("after the conflict, status %s, want resolved", inc.Status)
+	}
+
+	// Once the newer one is resolved, the old one can be reopened, with the
+	// same key: the failed attempt did not record it.
+	if _, _, err := db.Transition(t.Context(), res.IncidentID, oncall.ActionResolve, bob, ""); err != nil {
+		t.Fatal(err)
+	}
+	inc, changed, err := db.Transition(t.Context(), old, oncall.ActionReopen, bob, "reopen-1")
+	if err != nil || !changed || inc.Status != oncall.StatusTriggered || !inc.ResolvedAt.IsZero() || inc.ResolvedBy != "" {
+		t.Fatalf("reopen: %+v, changed %v, %v", inc, changed, err)
+	}
+	// And a batch of the group joins the reopened incident.
+	joined, err := db.RecordBatch(t.Context(), batch("after-reopen", "prom", "g", oncall.AlertFiring,
+		oncall.SeverityError, alert("a", oncall.AlertFiring)))
+	if err != nil || joined.IncidentID != old || joined.Created {
+		t.Errorf("batch after reopen: %+v, %v; want to join incident %d", joined, err, old)
+	}
+}

@@ -1,0 +1,135 @@
+package storage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/oncallbot/oncall"
+)
+
+// SlackMessage is the Slack message that shows an incident.
+type SlackMessage struct {
+	IncidentID int64
+	Channel    string
+	TS         string
+	// Hash of the rendered message, to skip updates that change nothing.
+	Hash string
+}
+
+// SlackMessage loads the Slack message of an incident; false if none was
+// saved.
+func (db *DB) SlackMessage(ctx context.Context, incidentID int64) (SlackMessage, bool, error) {
+	var m SlackMessage
+	err := db.pool.QueryRow(ctx, `SELECT incident_id, channel, ts, hash FROM slack_messages WHERE incident_id = $1`,
+		incidentID).Scan(&m.IncidentID, &m.Channel, &m.TS, &m.Hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return SlackMessage{}, false, nil
+	}
+	if err != nil {
+		return SlackMessage{}, false, fmt.Errorf("load Slack message of incident %d: %w", incidentID, err)
+	}
+	return m, true, nil
+}
+
+// SaveSlackMessage saves the Slack message of an incident, replacing the
+// one saved before. oncall.ErrNotFound if there is no such incident.
+func (db *DB) SaveSlackMessage(ctx context.Context, m SlackMessage) error {
+	var c textCheck
+	c.text("channel", m.Channel)
+	c.text("ts", m.TS)
+	c.text("hash", m.Hash)
+	if c.err != nil {
+		return fmt.Errorf("save Slack message of incident %d: %w", m.IncidentID, c.err)
+	}
+	_, err := db.pool.Exec(ctx, `
+		INSERT INTO slack_messages (incident_id, channel, ts, hash) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (incident_id) DO UPDATE
+		SET channel = EXCLUDED.channel, ts = EXCLUDED.ts, hash = EXCLUDED.hash, updated_at = now()`,
+		m.IncidentID, m.Channel, m.TS, m.Hash)
+	if isViolation(err, foreignKeyViolation) {
+		err = oncall.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("save Slack message of incident %d: %w", m.IncidentID, err)
+	}
+	return nil
+}
+
+// UnpostedEvents returns the events of an incident not yet posted to Slack,
+// oldest first.
+func (db *DB) UnpostedEvents(ctx context.Context, incidentID int64) ([]oncall.Event, error) {
+	evs, err := queryEvents(ctx, db.pool, `
+		SELECT id, incident_id, kind, actor, note, created_at FROM incident_events
+		WHERE incident_id = $1 AND slack_ts IS NULL ORDER BY id`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("load unposted events of incident %d: %w", incidentID, err)
+	}
+	return evs, nil
+}
+
+// MarkEventPosted records the ts of the Slack message that posted an event.
+// oncall.ErrNotFound if there is no such event.
+func (db *DB) MarkEventPosted(ctx context.Context, eventID int64, ts string) error {
+	var c textCheck
+	c.text("ts", ts)
+	if c.err != nil {
+		return fmt.Errorf("mark event %d posted: %w", eventID, c.err)
+	}
+	tag, err := db.pool.Exec(ctx, `UPDATE incident_events SET slack_ts = $2 WHERE id = $1`, eventID, ts)
+	if err != nil {
+		return fmt.Errorf("mark event %d posted: %w", eventID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("mark event %d posted: %w", eventID, oncall.ErrNotFound)
+	}
+	return nil
+}
+
+// incidentLockSpace is the first key of the two-key advisory locks on
+// incidents ("onc"), apart from goose's single-key migration lock. The
+// second key is the incident id truncated to 32 bits: ids 2^32 apart share
+// a lock, which only ever serializes more, never less.
+const incidentLockSpace int32 = 0x6f6e63
+
+// WithIncidentLock runs fn while holding a lock on the incident that every
+// replica respects: a session advisory lock on a connection of its own.
+// Should the process die, the connection drops and the lock with it. fn's
+// error is returned as is.
+func (db *DB) WithIncidentLock(ctx context.Context, incidentID int64, fn func(ctx context.Context) error) error {
+	conn, err := db.locks.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("lock incident %d: get a connection: %w", incidentID, err)
+	}
+	key := int32(incidentID)
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1, $2)`, incidentLockSpace, key); err != nil {
+		// The lock may have been granted just as the wait was abandoned:
+		// close the session rather than pool a connection holding it.
+		discard(conn)
+		return fmt.Errorf("lock incident %d: %w", incidentID, err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		var unlocked bool
+		err := conn.QueryRow(ctx, `SELECT pg_advisory_unlock($1, $2)`, incidentLockSpace, key).Scan(&unlocked)
+		if err != nil || !unlocked {
+			discard(conn) // closing the session releases its locks
+			return
+		}
+		conn.Release()
+	}()
+	return fn(ctx)
+}
+
+// discard closes a pooled connection instead of returning it to the pool.
+func discard(conn *pgxpool.Conn) {
+	c := conn.Hijack()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
