@@ -131,15 +131,17 @@ type Incident struct {
 	AlertCount int
 	// Firing and Resolved count distinct alerts (by fingerprint) by their
 	// latest status.
-	Firing     int
-	Resolved   int
-	Escalation string
-	CreatedAt  time.Time
-	UpdatedAt  time.Time
-	AckedAt    time.Time // zero unless acknowledged
-	AckedBy    Actor
-	ResolvedAt time.Time // zero unless resolved
-	ResolvedBy Actor
+	Firing   int
+	Resolved int
+	// Escalations counts the times the incident was escalated.
+	Escalations int
+	Escalation  string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+	AckedAt     time.Time // zero unless acknowledged
+	AckedBy     Actor
+	ResolvedAt  time.Time // zero unless resolved
+	ResolvedBy  Actor
 }
 
 // Actor is who caused a change: "source" for the monitoring tool,

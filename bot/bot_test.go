@@ -353,14 +353,34 @@ func TestIncidentMessageAndButtons(t *testing.T) {
 	}
 
 	// Escalate: the channel is called, the status stays.
+	beforeEscalate := h.message(id).Blocks
 	if _, err := h.click(id, "U0BOB", bot.ActionIDEscalate, nil); err != nil {
 		t.Fatal(err)
 	}
 	if r := h.replies(h.message(id)); len(r) != 2 || r[1] != "<!here> Escalated by <@U0BOB>: no escalation chain configured yet" {
 		t.Errorf("thread after Escalate = %q", r)
 	}
-	if inc := h.incident(id); inc.Status != oncall.StatusAcknowledged {
-		t.Errorf("status after Escalate = %s", inc.Status)
+	if inc := h.incident(id); inc.Status != oncall.StatusAcknowledged || inc.Escalations != 1 {
+		t.Errorf("after Escalate: status %s, %d escalations, want acknowledged, 1", inc.Status, inc.Escalations)
+	}
+	// Escalate changes no status: a second click on the version that was
+	// escalated from (a double click, or a colleague at the same moment)
+	// must not escalate again.
+	if _, err := h.click(id, "U0CAROL", bot.ActionIDEscalate, beforeEscalate); err != nil {
+		t.Fatal(err)
+	}
+	if inc := h.incident(id); inc.Escalations != 1 {
+		t.Errorf("a double click on Escalate escalated %d times, want 1", inc.Escalations)
+	}
+	if !strings.Contains(string(h.message(id).Blocks), "escalated 1 time") {
+		t.Errorf("the message does not show the escalation: %s", h.message(id).Blocks)
+	}
+	// A click on the message as it is now is a new escalation.
+	if _, err := h.click(id, "U0CAROL", bot.ActionIDEscalate, nil); err != nil {
+		t.Fatal(err)
+	}
+	if inc := h.incident(id); inc.Escalations != 2 {
+		t.Errorf("a second Escalate on the updated message: %d escalations, want 2", inc.Escalations)
 	}
 
 	// Resolve, then Reopen.
@@ -382,7 +402,7 @@ func TestIncidentMessageAndButtons(t *testing.T) {
 		t.Errorf("buttons after Reopen = %s", got)
 	}
 	want := []string{"Acknowledged by <@U0ALICE>", "<!here> Escalated by <@U0BOB>: no escalation chain configured yet",
-		"Resolved by <@U0BOB>", "Reopened by <@U0ALICE>"}
+		"<!here> Escalated by <@U0CAROL>: no escalation chain configured yet", "Resolved by <@U0BOB>", "Reopened by <@U0ALICE>"}
 	if got := h.replies(m); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("thread = %q, want %q", got, want)
 	}

@@ -2,6 +2,9 @@ package bot
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -66,8 +69,18 @@ func (b *Bot) handleAction(ctx context.Context, cb slack.InteractionCallback, a 
 }
 
 // clickKey identifies one click: Slack sends the same action_ts when it
-// redelivers the envelope, and a new one for every click.
+// redelivers the envelope, and a new one for every click. Most actions need
+// no more: a second Acknowledge finds the incident acknowledged already.
+// Escalate changes no status, so its key is the message version the person
+// saw instead: clicks on one version (a double click, two people at once)
+// escalate once, and the message shows each escalation, so the next click
+// is on a new version.
 func clickKey(cb slack.InteractionCallback, a *slack.BlockAction) string {
+	if a.ActionID == ActionIDEscalate {
+		seen, _ := json.Marshal(cb.Message.Blocks)
+		sum := sha256.Sum256(seen)
+		return strings.Join([]string{"slack", cb.Container.ChannelID, cb.Container.MessageTs, a.ActionID, hex.EncodeToString(sum[:12])}, ":")
+	}
 	return strings.Join([]string{"slack", cb.Container.ChannelID, cb.Container.MessageTs, a.ActionTs, cb.User.ID, a.ActionID}, ":")
 }
 

@@ -155,6 +155,11 @@ func summaryLine(inc oncall.Incident) string {
 		parts = append(parts, fmt.Sprintf("%d firing, %d resolved", inc.Firing, inc.Resolved))
 	}
 	parts = append(parts, plural(inc.AlertCount, "alert")+" received")
+	if inc.Escalations > 0 {
+		// Also makes the message change at each escalation, which is what
+		// tells a new Escalate click from a double click (see clickKey).
+		parts = append(parts, "escalated "+plural(inc.Escalations, "time"))
+	}
 	if src := sourceText(inc); src != "" {
 		parts = append(parts, src)
 	}

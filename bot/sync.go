@@ -24,6 +24,9 @@ func (e *RetryAfterError) Error() string {
 
 func (e *RetryAfterError) Unwrap() error { return e.Err }
 
+// RetryDelay tells the queue how long to wait before the retry.
+func (e *RetryAfterError) RetryDelay() time.Duration { return e.RetryAfter }
+
 // SyncIncident brings the incident's Slack message up to date: it posts the
 // message if there is none yet, updates it if what it shows has changed,
 // and posts a thread reply for each new event. Replicas may call it for the

@@ -260,7 +260,7 @@ func (c *consumer[T]) process(ctx context.Context, msg jetstream.Msg) {
 	err = c.call(hctx, v)
 	cancel()
 	if err != nil {
-		delay := retryDelay(delivered)
+		delay := nakDelay(err, delivered)
 		log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak message; the server redelivers it after the ack wait", "err", err)
@@ -274,6 +274,24 @@ func (c *consumer[T]) process(ctx context.Context, msg jetstream.Msg) {
 		// The server will redeliver it; handlers are idempotent.
 		log.Warn("ack message", "err", err)
 	}
+}
+
+// retryDelayer is a handler error that knows when to try again, such as a
+// rate limit with a Retry-After.
+type retryDelayer interface {
+	error
+	RetryDelay() time.Duration
+}
+
+// nakDelay is how long a failed message waits: what the error asks for
+// (e.g. Slack's Retry-After: sooner is refused, later is slow), else the
+// backoff for its delivery count.
+func nakDelay(err error, delivered uint64) time.Duration {
+	var wait retryDelayer
+	if errors.As(err, &wait) && wait.RetryDelay() > 0 {
+		return wait.RetryDelay()
+	}
+	return retryDelay(delivered)
 }
 
 // call runs the handler, turning a panic into an error so that one bad

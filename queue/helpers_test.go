@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"errors"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -58,6 +60,24 @@ func TestRedact(t *testing.T) {
 	for _, tt := range tests {
 		if got := redact(tt.in); got != tt.want {
 			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+type rateLimited struct{ after time.Duration }
+
+func (e rateLimited) Error() string             { return "rate limited" }
+func (e rateLimited) RetryDelay() time.Duration { return e.after }
+
+func TestNakDelayHonoursRetryDelay(t *testing.T) {
+	wrapped := fmt.Errorf("sync incident 7: %w", rateLimited{after: 7 * time.Second})
+	if got := nakDelay(wrapped, 1); got != 7*time.Second {
+		t.Errorf("nakDelay(rate limited 7s) = %s, want 7s", got)
+	}
+	// Without a delay of its own, the backoff for the delivery count applies.
+	for _, err := range []error{errors.New("boom"), rateLimited{}} {
+		if got := nakDelay(err, 1); got > minRetryDelay || got < minRetryDelay*3/4 {
+			t.Errorf("nakDelay(%v, 1) = %s, want the first backoff step near %s", err, got, minRetryDelay)
 		}
 	}
 }

@@ -316,3 +316,6 @@ func (q *Queue) startConsumer() error {
 	q.consumers.Add(1)
 	return nil
 }
+
+// MaxPayload is the largest message the server takes, in bytes.
+func (q *Queue) MaxPayload() int { return int(q.nc.MaxPayload()) }

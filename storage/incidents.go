@@ -264,7 +264,7 @@ func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, er
 	)
 	err := q.QueryRow(ctx, `
 		SELECT i.id, g.name, g.kind, i.channel, i.group_key, i.status, i.title, i.message, i.severity, i.link,
-		       i.image_url, i.labels, i.alert_count, c.firing, c.resolved, i.escalation, i.created_at, i.updated_at,
+		       i.image_url, i.labels, i.alert_count, c.firing, c.resolved, e.escalations, i.escalation, i.created_at, i.updated_at,
 		       i.acked_at, COALESCE(i.acked_by, ''), i.resolved_at, COALESCE(i.resolved_by, '')
 		FROM incidents i
 		JOIN integrations g ON g.id = i.integration_id
@@ -273,9 +273,13 @@ func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, er
 			       count(*) FILTER (WHERE a.status = 'resolved') AS resolved
 			FROM incident_alerts a WHERE a.incident_id = i.id
 		) c
+		CROSS JOIN LATERAL (
+			SELECT count(*) AS escalations FROM incident_events e
+			WHERE e.incident_id = i.id AND e.kind = 'escalated'
+		) e
 		WHERE i.id = $1`, id).Scan(
 		&inc.ID, &inc.Integration, &inc.Kind, &inc.Channel, &inc.GroupKey, &inc.Status, &inc.Title, &inc.Message,
-		&inc.Severity, &inc.Link, &inc.ImageURL, &inc.Labels, &inc.AlertCount, &inc.Firing, &inc.Resolved,
+		&inc.Severity, &inc.Link, &inc.ImageURL, &inc.Labels, &inc.AlertCount, &inc.Firing, &inc.Resolved, &inc.Escalations,
 		&inc.Escalation, &inc.CreatedAt, &inc.UpdatedAt, &ackedAt, &inc.AckedBy, &resolvedAt, &inc.ResolvedBy)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return oncall.Incident{}, fmt.Errorf("incident %d: %w", id, oncall.ErrNotFound)

@@ -356,6 +356,13 @@ func TestTransitionRules(t *testing.T) {
 			if stored, err := db.Incident(t.Context(), id); err != nil || stored.Status != inc.Status {
 				t.Errorf("stored status %s (%v), returned %s", stored.Status, err, inc.Status)
 			}
+			wantEscalations := 0
+			if tt.action == escalate && tt.changed {
+				wantEscalations = 1
+			}
+			if inc.Escalations != wantEscalations {
+				t.Errorf("%d escalations, want %d", inc.Escalations, wantEscalations)
+			}
 		})
 	}
 

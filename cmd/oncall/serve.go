@@ -106,7 +106,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 
 	var db atomic.Pointer[storage.DB] // set once the database is reached
 	mux := http.NewServeMux()
-	integrations.NewHandler(cfg.OncallIntegrations(), q, log, reg).Register(mux)
+	// Leave room for the message headers within the server's limit.
+	maxBatch := integrations.WithMaxBatchBytes(q.MaxPayload() - 4<<10)
+	integrations.NewHandler(cfg.OncallIntegrations(), q, log, reg, maxBatch).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
