@@ -3,21 +3,19 @@ package bot
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oncallbot/oncall/internal/golden"
 
 	"github.com/slack-go/slack"
 
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/internal/fakeslack"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 func baseIncident() oncall.Incident {
 	created := time.Date(2026, 3, 1, 9, 30, 0, 0, time.UTC)
@@ -105,19 +103,7 @@ func TestRenderIncidentGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := buf.Bytes()
-			golden := filepath.Join("testdata", "render_"+tt.name+".golden.json")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./bot -run Golden -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("rendering differs from %s (rerun with -update if intended):\n%s", golden, got)
-			}
+			golden.Check(t, filepath.Join("testdata", "render_"+tt.name+".golden.json"), got)
 
 			// Slack takes the message as rendered.
 			if _, _, err := api.PostMessageContext(t.Context(), tt.inc.Channel, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...)); err != nil {

@@ -2,7 +2,6 @@ package config
 
 import (
 	"errors"
-	"flag"
 	"maps"
 	"os"
 	"path/filepath"
@@ -12,12 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oncallbot/oncall/internal/golden"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oncallbot/oncall"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden .errors files")
 
 // testEnv is the environment the test files and examples/oncall.yaml are
 // parsed with; the example uses every variable.
@@ -280,19 +279,8 @@ func TestInvalid(t *testing.T) {
 				}
 			}
 			got := err.Error() + "\n"
-			golden := strings.TrimSuffix(file, ".yaml") + ".errors"
-			if *update {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != string(want) {
-				t.Errorf("got:\n%s\nwant:\n%s", got, want)
-			}
+			goldenFile := strings.TrimSuffix(file, ".yaml") + ".errors"
+			golden.Check(t, goldenFile, []byte(got))
 		})
 	}
 }

@@ -1,10 +1,8 @@
 package integrations
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,10 +11,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/oncallbot/oncall/internal/golden"
+
 	"github.com/oncallbot/oncall"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
 
 // testNow is the receive time the parser tests use.
 var testNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -49,19 +47,7 @@ func TestParseGolden(t *testing.T) {
 					t.Fatal(err)
 				}
 				got = append(got, '\n')
-				golden := strings.TrimSuffix(in, ".json") + ".golden"
-				if *update {
-					if err := os.WriteFile(golden, got, 0o644); err != nil {
-						t.Fatal(err)
-					}
-				}
-				want, err := os.ReadFile(golden)
-				if err != nil {
-					t.Fatalf("%v (run go test -update to create it)", err)
-				}
-				if !bytes.Equal(got, want) {
-					t.Errorf("batch differs from %s (go test -update rewrites it)\ngot:\n%s", golden, got)
-				}
+				golden.Check(t, strings.TrimSuffix(in, ".json")+".golden", got)
 			})
 		}
 	}
