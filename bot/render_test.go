@@ -9,12 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncallbot/oncall/internal/golden"
-
 	"github.com/slack-go/slack"
 
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/internal/fakeslack"
+	"github.com/oncallbot/oncall/internal/golden"
 )
 
 func baseIncident() oncall.Incident {

@@ -11,11 +11,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/oncallbot/oncall/internal/golden"
-
 	"go.yaml.in/yaml/v3"
 
 	"github.com/oncallbot/oncall"
+	"github.com/oncallbot/oncall/internal/golden"
 )
 
 // testEnv is the environment the test files and examples/oncall.yaml are

@@ -11,9 +11,8 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/oncallbot/oncall/internal/golden"
-
 	"github.com/oncallbot/oncall"
+	"github.com/oncallbot/oncall/internal/golden"
 )
 
 // testNow is the receive time the parser tests use.
