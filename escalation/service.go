@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/storage"
 )
@@ -25,14 +27,33 @@ type Notifier interface {
 
 // Service applies alerts and people's actions to incidents.
 type Service struct {
-	store  Store
-	notify Notifier
-	log    *slog.Logger
+	store     Store
+	notify    Notifier
+	log       *slog.Logger
+	processed *prometheus.CounterVec
+	actions   *prometheus.CounterVec
 }
 
 // NewService returns a Service over store that tells notify of changes.
-func NewService(store Store, notify Notifier, log *slog.Logger) *Service {
-	return &Service{store: store, notify: notify, log: log}
+// Its metrics are registered on reg unless it is nil.
+func NewService(store Store, notify Notifier, log *slog.Logger, reg prometheus.Registerer) *Service {
+	s := &Service{
+		store:  store,
+		notify: notify,
+		log:    log,
+		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncall_alert_batches_processed_total",
+			Help: "Queued alert batches stored, by outcome (created, joined, resolved, duplicate, no_incident, error).",
+		}, []string{"outcome"}),
+		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncall_incident_actions_total",
+			Help: "Actions on incidents by people, by action and outcome (changed, unchanged, error).",
+		}, []string{"action", "outcome"}),
+	}
+	if reg != nil {
+		reg.MustRegister(s.processed, s.actions)
+	}
+	return s
 }
 
 // Process stores one queued batch and announces the change. It is safe to
@@ -41,6 +62,7 @@ func NewService(store Store, notify Notifier, log *slog.Logger) *Service {
 // first announcement was lost, which the Slack sync absorbs.
 func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 	res, err := s.store.RecordBatch(ctx, b)
+	s.processed.WithLabelValues(outcome(res, err)).Inc()
 	if err != nil {
 		return fmt.Errorf("record batch %s of %q: %w", b.ID, b.Integration, err)
 	}
@@ -62,6 +84,7 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 // Slack message, and a sync with nothing to change costs no Slack call.
 func (s *Service) Act(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (oncall.Incident, error) {
 	inc, changed, err := s.store.Transition(ctx, id, a, actor, key)
+	s.actions.WithLabelValues(string(a), actionOutcome(changed, err)).Inc()
 	if err != nil {
 		return inc, fmt.Errorf("%s incident %d: %w", a, id, err)
 	}
@@ -72,4 +95,30 @@ func (s *Service) Act(ctx context.Context, id int64, a oncall.Action, actor onca
 		return inc, fmt.Errorf("announce incident %d: %w", id, err)
 	}
 	return inc, nil
+}
+
+func outcome(res storage.RecordResult, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case res.Duplicate:
+		return "duplicate"
+	case res.IncidentID == 0:
+		return "no_incident"
+	case res.Created:
+		return "created"
+	case res.Resolved:
+		return "resolved"
+	}
+	return "joined"
+}
+
+func actionOutcome(changed bool, err error) string {
+	switch {
+	case err != nil:
+		return "error"
+	case changed:
+		return "changed"
+	}
+	return "unchanged"
 }

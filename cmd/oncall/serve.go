@@ -145,7 +145,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	defer d.Close()
 	db.Store(d)
 
-	svc := escalation.NewService(d, q, log)
+	svc := escalation.NewService(d, q, log, reg)
 	var workers sync.WaitGroup
 	syncIncident := func(ctx context.Context, id int64) error { return nil }
 	if slackOn {

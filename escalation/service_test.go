@@ -1,0 +1,197 @@
+package escalation_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oncallbot/oncall"
+	"github.com/oncallbot/oncall/escalation"
+	"github.com/oncallbot/oncall/internal/pgtest"
+	"github.com/oncallbot/oncall/queue"
+	"github.com/oncallbot/oncall/storage"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+type harness struct {
+	db  *storage.DB
+	q   *queue.Queue
+	svc *escalation.Service
+	reg *prometheus.Registry
+	// announced receives every incident id published to NOTIFY.
+	announced chan int64
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	ctx := t.Context()
+	db, err := storage.Open(ctx, pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hook := oncall.Integration{Name: "hook", Kind: "webhook", Token: "hook-token-0123456789", Channel: "C0HOOK"}
+	if err := db.SyncIntegrations(ctx, []oncall.Integration{hook}); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := queue.Open(ctx, queue.Options{DataDir: t.TempDir(), Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	h := &harness{db: db, q: q, reg: prometheus.NewRegistry(), announced: make(chan int64, 100)}
+	h.svc = escalation.NewService(db, q, log, h.reg)
+
+	cctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = q.ConsumeIncidentChanges(cctx, func(_ context.Context, id int64) error {
+			h.announced <- id
+			return nil
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	return h
+}
+
+// nextAnnounced waits for the next NOTIFY message.
+func (h *harness) nextAnnounced(t *testing.T) int64 {
+	t.Helper()
+	select {
+	case id := <-h.announced:
+		return id
+	case <-time.After(20 * time.Second):
+		t.Fatal("no incident change was announced")
+		return 0
+	}
+}
+
+func batch(id, groupKey string, status oncall.AlertStatus) oncall.AlertBatch {
+	return oncall.AlertBatch{
+		ID: id, Integration: "hook", Kind: "webhook", ReceivedAt: time.Now().UTC(),
+		GroupKey: groupKey, Status: status, Title: "Disk full", Severity: oncall.SeverityCritical,
+		Alerts: []oncall.Alert{{Fingerprint: groupKey, Status: status, Title: "Disk full"}},
+	}
+}
+
+func TestProcessStoresAndAnnounces(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+
+	steps := []struct {
+		name       string
+		batch      oncall.AlertBatch
+		wantStatus oncall.IncidentStatus
+		wantAlerts int
+	}{
+		{"new alert opens an incident", batch("b1", "disk", oncall.AlertFiring), oncall.StatusTriggered, 1},
+		{"a repeat joins it", batch("b2", "disk", oncall.AlertFiring), oncall.StatusTriggered, 2},
+		{"a redelivered batch changes nothing", batch("b2", "disk", oncall.AlertFiring), oncall.StatusTriggered, 2},
+		{"the source resolves it", batch("b3", "disk", oncall.AlertResolved), oncall.StatusResolved, 3},
+	}
+	var incident int64
+	for _, s := range steps {
+		if err := h.svc.Process(ctx, s.batch); err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		// Every batch is announced, a redelivered one too: the first
+		// announcement may have been lost in the crash that caused it.
+		id := h.nextAnnounced(t)
+		if incident == 0 {
+			incident = id
+		}
+		if id != incident {
+			t.Fatalf("%s: announced incident %d, want %d", s.name, id, incident)
+		}
+		inc, err := h.db.Incident(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inc.Status != s.wantStatus || inc.AlertCount != s.wantAlerts {
+			t.Errorf("%s: status %s with %d alerts, want %s with %d", s.name, inc.Status, inc.AlertCount, s.wantStatus, s.wantAlerts)
+		}
+	}
+
+	// A resolve with nothing open stores nothing and announces nothing.
+	if err := h.svc.Process(ctx, batch("b4", "other", oncall.AlertResolved)); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-h.announced:
+		t.Errorf("a resolve without an open incident announced incident %d", id)
+	case <-time.After(300 * time.Millisecond):
+	}
+
+	for outcome, want := range map[string]float64{"created": 1, "joined": 1, "duplicate": 1, "resolved": 1, "no_incident": 1} {
+		c, err := h.processed(outcome)
+		if err != nil || c != want {
+			t.Errorf("oncall_alert_batches_processed_total{outcome=%q} = %v (%v), want %v", outcome, c, err, want)
+		}
+	}
+}
+
+// processed reads oncall_alert_batches_processed_total{outcome=...}.
+func (h *harness) processed(outcome string) (float64, error) {
+	families, err := h.reg.Gather()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range families {
+		if f.GetName() != "oncall_alert_batches_processed_total" {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "outcome" && l.GetValue() == outcome {
+					return m.GetCounter().GetValue(), nil
+				}
+			}
+		}
+	}
+	return 0, nil
+}
+
+func TestActAnnouncesEveryAction(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+	if err := h.svc.Process(ctx, batch("b1", "disk", oncall.AlertFiring)); err != nil {
+		t.Fatal(err)
+	}
+	id := h.nextAnnounced(t)
+	alice := oncall.SlackActor("U0ALICE")
+
+	inc, err := h.svc.Act(ctx, id, oncall.ActionAcknowledge, alice, "click-1")
+	if err != nil || inc.Status != oncall.StatusAcknowledged {
+		t.Fatalf("acknowledge: %s, %v", inc.Status, err)
+	}
+	h.nextAnnounced(t)
+	// The same click again changes nothing, but is announced so that a lost
+	// first announcement is repaired.
+	if inc, err := h.svc.Act(ctx, id, oncall.ActionAcknowledge, alice, "click-1"); err != nil || inc.Status != oncall.StatusAcknowledged {
+		t.Fatalf("repeated acknowledge: %s, %v", inc.Status, err)
+	}
+	h.nextAnnounced(t)
+	events, err := h.db.Events(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(events) != 2 || events[1].Kind != oncall.EventAcknowledged {
+		t.Errorf("events = %+v, want created and one acknowledged", events)
+	}
+
+	if _, err := h.svc.Act(ctx, 1<<40, oncall.ActionResolve, alice, ""); !errors.Is(err, oncall.ErrNotFound) {
+		t.Errorf("act on a missing incident: %v, want ErrNotFound", err)
+	}
+}
