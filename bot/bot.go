@@ -75,18 +75,21 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 	switch {
 	case cfg.BotToken == "":
 		return nil, errors.New("slack: no bot token (xoxb-...)")
-	case !strings.HasPrefix(cfg.BotToken, "xoxb-"):
-		return nil, errors.New("slack: the bot token must start with xoxb-")
 	case cfg.AppToken == "":
 		return nil, errors.New("slack: no app-level token (xapp-...) for Socket Mode")
-	case !strings.HasPrefix(cfg.AppToken, "xapp-"):
-		return nil, errors.New("slack: the app-level token must start with xapp-")
+	case strings.HasPrefix(cfg.BotToken, "xapp-") || strings.HasPrefix(cfg.AppToken, "xoxb-"):
+		return nil, errors.New("slack: the tokens are swapped: SLACK_BOT_TOKEN is the xoxb-... one, SLACK_APP_TOKEN the xapp-... one")
 	case incidents == nil || store == nil:
 		return nil, errors.New("slack: the incident service and the store are required")
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
+	}
+	// Other prefixes are not refused (proxies and test servers mint their
+	// own tokens), but they are worth a word: Slack's tokens have these.
+	if !strings.HasPrefix(cfg.BotToken, "xoxb-") || !strings.HasPrefix(cfg.AppToken, "xapp-") {
+		log.Warn("Slack tokens do not look like a bot token (xoxb-...) and an app-level token (xapp-...); Slack will refuse them unless SLACK_API_URL points elsewhere")
 	}
 	log = log.With("component", "slack")
 	opts := []slack.Option{
