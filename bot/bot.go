@@ -6,6 +6,11 @@
 // bounded number of goroutines. A click becomes an incident action with an
 // idempotency key derived from the click, so a redelivered envelope changes
 // nothing twice; the incident's state machine makes a double click a no-op.
+//
+// SyncIncident keeps Slack's limits and the incident's message unique:
+// posts are paced per channel, updates of a busy incident are coalesced,
+// and a post is claimed in the database before it is made, so a crash
+// right after it does not post the incident twice.
 package bot
 
 import (
@@ -67,6 +72,8 @@ type Bot struct {
 	store     Store
 	log       *slog.Logger
 	sem       chan struct{} // one slot per envelope being handled
+	pacer     *pacer        // paces posts per channel
+	now       func() time.Time
 }
 
 // New returns a Bot. Both tokens are required: without them there is no
@@ -109,6 +116,8 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		store:     store,
 		log:       log,
 		sem:       make(chan struct{}, maxHandlers),
+		pacer:     newPacer(postRate, postBurst, maxPacedChannels),
+		now:       time.Now,
 	}, nil
 }
 

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/time/rate"
+
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/bot"
 	"github.com/oncallbot/oncall/internal/fakeslack"
@@ -64,17 +66,37 @@ func (s *syncingService) hold() (release func()) {
 	}
 }
 
+// clock is the bot's clock in tests: it moves only when told to.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 type harness struct {
-	t    *testing.T
-	fake *fakeslack.Server
-	db   *storage.DB
-	bot  *bot.Bot
-	svc  *syncingService
-	seq  int
+	t     *testing.T
+	fake  *fakeslack.Server
+	db    *storage.DB
+	bot   *bot.Bot
+	svc   *syncingService
+	clock *clock
+	seq   int
 }
 
 // newHarness connects a running bot to a fake Slack and a fresh database
-// with one Alertmanager integration posting to channel.
+// with one Alertmanager integration posting to channel. The bot's clock
+// stands still until the test moves it, and posts are not paced.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	ctx := t.Context()
@@ -109,6 +131,9 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	svc.bot = b
+	clk := &clock{now: time.Now().Truncate(time.Microsecond)} // as Postgres keeps it
+	bot.SetClock(b, clk.Now)
+	bot.SetPacing(b, rate.Inf, 1)
 
 	runCtx, stop := context.WithCancel(context.Background())
 	stopped := make(chan error, 1)
@@ -119,7 +144,7 @@ func newHarness(t *testing.T) *harness {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &harness{t: t, fake: fake, db: db, bot: b, svc: svc}
+	return &harness{t: t, fake: fake, db: db, bot: b, svc: svc, clock: clk}
 }
 
 // record stores a batch of one alert of the group, as the processor does.
@@ -416,11 +441,13 @@ func TestAlertsFromTheSource(t *testing.T) {
 	id := h.record("db", oncall.AlertFiring)
 	h.sync(id)
 
-	// A repeat joins the incident: the message is updated, not posted again,
-	// and the repeat gets no thread reply.
+	// A repeat joins the incident: the message is updated (once the
+	// coalescing interval has passed), not posted again, and the repeat
+	// gets no thread reply.
 	if again := h.record("db", oncall.AlertFiring); again != id {
 		t.Fatalf("the repeat opened incident %d, want %d", again, id)
 	}
+	h.clock.Advance(bot.UpdateInterval)
 	h.sync(id)
 	m := h.message(id)
 	if m.UpdateCount != 1 || !strings.Contains(blockText(t, m, "summary"), "2 alerts received") {
@@ -436,6 +463,16 @@ func TestAlertsFromTheSource(t *testing.T) {
 	}
 	if r := h.replies(m); len(r) != 1 || r[0] != "Resolved by the source (Alertmanager)" {
 		t.Errorf("thread = %q", r)
+	}
+	evs, err := h.db.Events(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved := evs[len(evs)-1]
+	reply := h.fake.State().Replies(m.Channel, m.TS)[0]
+	wantMeta := fmt.Sprintf(`{"event_type":"oncall_event","event_payload":{"event_id":%d,"incident_id":%d}}`, resolved.ID, id)
+	if string(reply.Metadata) != wantMeta {
+		t.Errorf("reply metadata = %s, want %s", reply.Metadata, wantMeta)
 	}
 	if got := len(h.fake.State().TopLevel(channel)); got != 1 {
 		t.Errorf("%d messages in the channel, want 1", got)
@@ -516,12 +553,16 @@ func TestSyncRateLimited(t *testing.T) {
 	if !errors.As(err, &ra) || ra.RetryAfter != 3*time.Second {
 		t.Fatalf("sync under a rate limit: %v, want a RetryAfterError of 3s", err)
 	}
-	if _, ok, _ := h.db.SlackMessage(t.Context(), id); ok {
-		t.Error("a message was saved though Slack refused it")
+	// The post was claimed; Slack refused it, so the claim has no ts.
+	if m, ok, err := h.db.SlackMessage(t.Context(), id); err != nil || !ok || m.TS != "" || m.Channel != channel {
+		t.Errorf("after a refused post: %+v, %v, %v; want a claim in %s without a ts", m, ok, err, channel)
 	}
 	h.sync(id)
 	if got := len(h.fake.State().TopLevel(channel)); got != 1 {
 		t.Errorf("%d messages after the retry, want 1", got)
+	}
+	if n := h.fake.Calls("conversations.history"); n != 1 {
+		t.Errorf("the retry looked in the history %d times, want 1", n)
 	}
 }
 

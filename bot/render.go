@@ -56,9 +56,14 @@ const (
 	maxLabelValue = 200
 )
 
-// metadataEventType marks the bot's incident messages in Slack, so that
-// they can be found again from the channel history.
-const metadataEventType = "oncall_incident"
+// metadataEventType marks the bot's incident messages in Slack (payload
+// incident_id), so that they can be found again from the channel history;
+// eventMetadataType marks the thread replies (payload incident_id and
+// event_id).
+const (
+	metadataEventType = "oncall_incident"
+	eventMetadataType = "oncall_event"
+)
 
 // RenderIncident renders an incident's Slack message: header, status, the
 // source's message, image, counts, labels and the buttons that apply to its

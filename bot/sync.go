@@ -1,9 +1,11 @@
 package bot
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -12,7 +14,9 @@ import (
 	"github.com/oncallbot/oncall/storage"
 )
 
-// RetryAfterError is a Slack rate limit: try again after RetryAfter.
+// RetryAfterError asks to try again after RetryAfter: Slack's rate limit
+// (its Retry-After), or an update held back to coalesce the updates of a
+// busy incident.
 type RetryAfterError struct {
 	RetryAfter time.Duration
 	Err        error
@@ -27,10 +31,37 @@ func (e *RetryAfterError) Unwrap() error { return e.Err }
 // RetryDelay tells the queue how long to wait before the retry.
 func (e *RetryAfterError) RetryDelay() time.Duration { return e.RetryAfter }
 
+// updateInterval is the shortest time between two updates of an incident's
+// message that change neither its status nor its escalations: an alert
+// storm joining one incident changes its counts with every batch, and
+// Slack rate-limits chat.update.
+const updateInterval = 3 * time.Second
+
+// The channel history searched for a message whose ts was not saved: the
+// newest historyLimit messages since historyLead before the incident was
+// created.
+const (
+	historyLimit = 200
+	historyLead  = time.Minute
+)
+
 // SyncIncident brings the incident's Slack message up to date: it posts the
-// message if there is none yet, updates it if what it shows has changed,
-// and posts a thread reply for each new event. Replicas may call it for the
-// same incident at once; a lock on the incident serializes them.
+// message if there is none yet, posts a thread reply for each new event,
+// then updates the message if what it shows has changed. Replicas may call
+// it for the same incident at once; a lock on the incident serializes them.
+//
+// A post is claimed in the database before chat.postMessage (a message
+// saved without a ts). A sync that finds a claim looks for the message in
+// the channel's recent history by its metadata before it posts, so a crash
+// between the post and saving its ts does not post the incident twice.
+//
+// Updates of a busy incident are coalesced: one that changes neither the
+// status nor the escalations (counts, labels, the source's message) waits
+// until updateInterval has passed since the message was last posted or
+// updated; sooner, SyncIncident returns a *RetryAfterError for the rest of
+// the interval, and the retry shows the latest state. Thread replies are
+// never held back by this. Posts to a channel are paced to Slack's limit
+// of about one a second.
 //
 // Slack errors are returned for the caller to retry; a rate limit is a
 // *RetryAfterError. Work already done is kept, so a retry goes on from
@@ -58,60 +89,167 @@ func (b *Bot) syncIncident(ctx context.Context, id int64) error {
 		b.log.Warn("incident has no Slack channel; not posted", "incident", id, "integration", inc.Integration)
 		return nil
 	}
-	msg, err = b.syncMessage(ctx, inc, msg, found)
+	switch {
+	case !found:
+		msg, err = b.postMessage(ctx, inc, msg)
+	case msg.TS == "":
+		msg, err = b.recoverMessage(ctx, inc, msg)
+	}
 	if err != nil {
 		return err
 	}
-	return b.postEvents(ctx, inc, msg)
+	if msg, err = b.postEvents(ctx, inc, msg); err != nil {
+		return err
+	}
+	return b.updateMessage(ctx, inc, msg)
 }
 
-// syncMessage posts or updates the incident's message and saves it.
-func (b *Bot) syncMessage(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage, found bool) (storage.SlackMessage, error) {
-	text, blocks := IncidentText(inc), RenderIncident(inc)
-	hash, err := messageHash(text, blocks)
+// postMessage posts the incident's message to its channel (or, if it has
+// none any more, to the channel of the message it replaces) and saves it.
+// The post is claimed first, so that a sync after a crash in between knows
+// to look for the message before posting again.
+func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.SlackMessage) (storage.SlackMessage, error) {
+	channel := cmp.Or(inc.Channel, old.Channel)
+	text := IncidentText(inc)
+	hash, err := messageHash(text, RenderIncident(inc))
 	if err != nil {
-		return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
+		return old, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
-	if found && msg.Hash == hash {
-		return msg, nil
+	if err := b.pacer.wait(ctx, channel); err != nil {
+		return old, fmt.Errorf("post incident %d: %w", inc.ID, err)
 	}
-	if found {
-		err = b.send(ctx, inc, func(blocks []slack.Block) error {
-			_, _, _, err := b.api.UpdateMessageContext(ctx, msg.Channel, msg.TS,
-				slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
-			return err
-		})
-		if slackErrorIs(err, "message_not_found") {
-			b.log.Warn("incident message deleted in Slack; posting it again", "incident", inc.ID, "ts", msg.TS)
-			found = false
-		} else if err != nil {
-			return msg, slackError(fmt.Sprintf("update Slack message of incident %d", inc.ID), err)
-		}
+	claim := storage.SlackMessage{IncidentID: inc.ID, Channel: channel}
+	if err := b.store.SaveSlackMessage(ctx, claim); err != nil {
+		return old, fmt.Errorf("claim the Slack post of incident %d: %w", inc.ID, err)
 	}
-	if !found {
-		channel := inc.Channel
-		if channel == "" {
-			channel = msg.Channel
-		}
-		meta := slack.SlackMetadata{EventType: metadataEventType, EventPayload: map[string]any{"incident_id": inc.ID}}
-		var posted storage.SlackMessage
-		err = b.send(ctx, inc, func(blocks []slack.Block) error {
-			ch, ts, err := b.api.PostMessageContext(ctx, channel,
-				slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionMetadata(meta))
-			posted = storage.SlackMessage{IncidentID: inc.ID, Channel: ch, TS: ts}
-			return err
-		})
-		if err != nil {
-			return msg, slackError(fmt.Sprintf("post incident %d to Slack channel %s", inc.ID, channel), err)
-		}
-		msg = posted
-		b.log.Info("incident posted to Slack", "incident", inc.ID, "channel", msg.Channel, "ts", msg.TS)
+
+	meta := slack.SlackMetadata{EventType: metadataEventType, EventPayload: map[string]any{"incident_id": inc.ID}}
+	var posted storage.SlackMessage
+	err = b.send(ctx, inc, func(blocks []slack.Block) error {
+		ch, ts, err := b.api.PostMessageContext(ctx, channel,
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionMetadata(meta))
+		posted = storage.SlackMessage{IncidentID: inc.ID, Channel: ch, TS: ts}
+		return err
+	})
+	if err != nil {
+		return claim, slackError(fmt.Sprintf("post incident %d to Slack channel %s", inc.ID, channel), err)
 	}
-	msg.Hash = hash
+	msg := shown(posted, inc, hash, b.now())
 	if err := b.store.SaveSlackMessage(ctx, msg); err != nil {
-		return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
+		return claim, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
+	b.log.Info("incident posted to Slack", "incident", inc.ID, "channel", msg.Channel, "ts", msg.TS)
 	return msg, nil
+}
+
+// recoverMessage resolves a claimed post: an earlier sync was about to post
+// the message, and may have. If the channel's history has it, its ts is
+// saved (what it shows is unknown, so the update that follows renders it
+// again); otherwise the message is posted. A failure to read the history
+// posts too: a message shown twice is better than none.
+func (b *Bot) recoverMessage(ctx context.Context, inc oncall.Incident, claim storage.SlackMessage) (storage.SlackMessage, error) {
+	ts, err := b.findPosted(ctx, inc, claim.Channel)
+	if err != nil {
+		b.log.Warn("cannot tell whether an interrupted sync posted the incident; posting it", "incident", inc.ID,
+			"channel", claim.Channel, "err", err)
+	}
+	if ts == "" {
+		return b.postMessage(ctx, inc, claim)
+	}
+	msg := storage.SlackMessage{IncidentID: inc.ID, Channel: claim.Channel, TS: ts}
+	if err := b.store.SaveSlackMessage(ctx, msg); err != nil {
+		return claim, fmt.Errorf("sync incident %d: %w", inc.ID, err)
+	}
+	b.log.Info("found the incident message an interrupted sync posted", "incident", inc.ID, "channel", msg.Channel, "ts", ts)
+	return msg, nil
+}
+
+// findPosted returns the ts of the incident's message in the channel's
+// recent history, "" if it is not there.
+func (b *Bot) findPosted(ctx context.Context, inc oncall.Incident, channel string) (string, error) {
+	params := &slack.GetConversationHistoryParameters{ChannelID: channel, Limit: historyLimit, IncludeAllMetadata: true}
+	if !inc.CreatedAt.IsZero() {
+		params.Oldest = slackTS(inc.CreatedAt.Add(-historyLead))
+	}
+	history, err := b.api.GetConversationHistoryContext(ctx, params)
+	if err != nil {
+		return "", slackError(fmt.Sprintf("read the history of Slack channel %s", channel), err)
+	}
+	for _, m := range history.Messages {
+		if m.ThreadTimestamp == "" || m.ThreadTimestamp == m.Timestamp {
+			if isIncidentMessage(m.Metadata, inc.ID) {
+				return m.Timestamp, nil
+			}
+		}
+	}
+	return "", nil
+}
+
+// isIncidentMessage says whether a message's metadata marks it as the
+// message of the incident.
+func isIncidentMessage(meta slack.SlackMetadata, id int64) bool {
+	if meta.EventType != metadataEventType {
+		return false
+	}
+	switch v := meta.EventPayload["incident_id"].(type) {
+	case float64: // JSON numbers; ids stay below 2^53
+		return v == float64(id)
+	case string:
+		return v == strconv.FormatInt(id, 10)
+	}
+	return false
+}
+
+// slackTS formats t as a Slack timestamp.
+func slackTS(t time.Time) string {
+	return fmt.Sprintf("%d.%06d", t.Unix(), t.Nanosecond()/1000)
+}
+
+// updateMessage updates the incident's message if what it shows has
+// changed, coalescing updates that change neither the status nor the
+// escalations (see SyncIncident). A message deleted in Slack is posted
+// again.
+func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) error {
+	text := IncidentText(inc)
+	hash, err := messageHash(text, RenderIncident(inc))
+	if err != nil {
+		return fmt.Errorf("sync incident %d: %w", inc.ID, err)
+	}
+	if msg.Hash == hash {
+		return nil
+	}
+	now := b.now()
+	if msg.Status == inc.Status && msg.Escalations == inc.Escalations {
+		if wait := msg.ShownAt.Add(updateInterval).Sub(now); wait > 0 {
+			return &RetryAfterError{
+				RetryAfter: min(wait, updateInterval), // a clock that went back waits no longer
+				Err:        fmt.Errorf("update of the Slack message of incident %d held back to coalesce updates", inc.ID),
+			}
+		}
+	}
+	err = b.send(ctx, inc, func(blocks []slack.Block) error {
+		_, _, _, err := b.api.UpdateMessageContext(ctx, msg.Channel, msg.TS,
+			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+	if slackErrorIs(err, "message_not_found") || slackErrorIs(err, "cant_update_message") {
+		b.log.Warn("incident message gone from Slack; posting it again", "incident", inc.ID, "ts", msg.TS, "err", err)
+		_, err := b.postMessage(ctx, inc, msg)
+		return err
+	}
+	if err != nil {
+		return slackError(fmt.Sprintf("update Slack message of incident %d", inc.ID), err)
+	}
+	if err := b.store.SaveSlackMessage(ctx, shown(msg, inc, hash, now)); err != nil {
+		return fmt.Errorf("sync incident %d: %w", inc.ID, err)
+	}
+	return nil
+}
+
+// shown is msg as it shows inc (rendered to hash) from now on.
+func shown(msg storage.SlackMessage, inc oncall.Incident, hash string, now time.Time) storage.SlackMessage {
+	msg.Hash, msg.Status, msg.Escalations, msg.ShownAt = hash, inc.Status, inc.Escalations, now
+	return msg
 }
 
 // send calls Slack with the incident's blocks. Slack refuses a message
@@ -127,25 +265,50 @@ func (b *Bot) send(ctx context.Context, inc oncall.Incident, call func(blocks []
 }
 
 // postEvents posts a thread reply for each event not yet posted, and marks
-// every event posted (those that need no reply too).
-func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) error {
+// every event posted (those that need no reply too). A thread whose message
+// was deleted in Slack gets a new message. It returns the message the
+// thread is under.
+//
+// A reply posted just before a crash is posted again by the next sync: each
+// reply carries its event in its metadata (event_type oncall_event) so that
+// conversations.replies could tell, but nothing looks yet.
+func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) (storage.SlackMessage, error) {
 	events, err := b.store.UnpostedEvents(ctx, inc.ID)
 	if err != nil {
-		return fmt.Errorf("sync incident %d: %w", inc.ID, err)
+		return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
 	for _, ev := range events {
 		ts := msg.TS
 		if text, ok := eventText(inc, ev); ok {
-			_, ts, err = b.api.PostMessageContext(ctx, msg.Channel, slack.MsgOptionText(text, false), slack.MsgOptionTS(msg.TS))
+			ts, err = b.postReply(ctx, msg, ev, text)
+			if slackErrorIs(err, "thread_not_found") {
+				b.log.Warn("incident message gone from Slack; posting it again", "incident", inc.ID, "ts", msg.TS)
+				if msg, err = b.postMessage(ctx, inc, msg); err != nil {
+					return msg, err
+				}
+				ts, err = b.postReply(ctx, msg, ev, text)
+			}
 			if err != nil {
-				return slackError(fmt.Sprintf("post %s event %d of incident %d to Slack", ev.Kind, ev.ID, inc.ID), err)
+				return msg, slackError(fmt.Sprintf("post %s event %d of incident %d to Slack", ev.Kind, ev.ID, inc.ID), err)
 			}
 		}
 		if err := b.store.MarkEventPosted(ctx, ev.ID, ts); err != nil {
-			return fmt.Errorf("sync incident %d: %w", inc.ID, err)
+			return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 		}
 	}
-	return nil
+	return msg, nil
+}
+
+// postReply posts an event's thread reply under msg and returns its ts.
+func (b *Bot) postReply(ctx context.Context, msg storage.SlackMessage, ev oncall.Event, text string) (string, error) {
+	if err := b.pacer.wait(ctx, msg.Channel); err != nil {
+		return "", err
+	}
+	meta := slack.SlackMetadata{EventType: eventMetadataType,
+		EventPayload: map[string]any{"incident_id": ev.IncidentID, "event_id": ev.ID}}
+	_, ts, err := b.api.PostMessageContext(ctx, msg.Channel, slack.MsgOptionText(text, false),
+		slack.MsgOptionTS(msg.TS), slack.MsgOptionMetadata(meta))
+	return ts, err
 }
 
 // eventText is the thread reply for an event; false for events that need

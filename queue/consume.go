@@ -260,8 +260,13 @@ func (c *consumer[T]) process(ctx context.Context, msg jetstream.Msg) {
 	err = c.call(hctx, v)
 	cancel()
 	if err != nil {
-		delay := nakDelay(err, delivered)
-		log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
+		delay, asked := nakDelay(err, delivered)
+		if asked {
+			// Deferred on purpose (a rate limit, a coalescing window): routine.
+			log.Debug("handler asked to retry later", "err", err, "retry_in", delay)
+		} else {
+			log.Warn("handler failed; will retry", "err", err, "retry_in", delay)
+		}
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak message; the server redelivers it after the ack wait", "err", err)
 		}
@@ -286,12 +291,13 @@ type retryDelayer interface {
 // nakDelay is how long a failed message waits: what the error asks for
 // (e.g. Slack's Retry-After: sooner is refused, later is slow), else the
 // backoff for its delivery count.
-func nakDelay(err error, delivered uint64) time.Duration {
+// asked says whether the delay came from the error.
+func nakDelay(err error, delivered uint64) (delay time.Duration, asked bool) {
 	var wait retryDelayer
 	if errors.As(err, &wait) && wait.RetryDelay() > 0 {
-		return wait.RetryDelay()
+		return wait.RetryDelay(), true
 	}
-	return retryDelay(delivered)
+	return retryDelay(delivered), false
 }
 
 // call runs the handler, turning a panic into an error so that one bad

@@ -71,13 +71,13 @@ func (e rateLimited) RetryDelay() time.Duration { return e.after }
 
 func TestNakDelayHonoursRetryDelay(t *testing.T) {
 	wrapped := fmt.Errorf("sync incident 7: %w", rateLimited{after: 7 * time.Second})
-	if got := nakDelay(wrapped, 1); got != 7*time.Second {
-		t.Errorf("nakDelay(rate limited 7s) = %s, want 7s", got)
+	if got, asked := nakDelay(wrapped, 1); got != 7*time.Second || !asked {
+		t.Errorf("nakDelay(rate limited 7s) = %s, %v; want 7s, true", got, asked)
 	}
 	// Without a delay of its own, the backoff for the delivery count applies.
 	for _, err := range []error{errors.New("boom"), rateLimited{}} {
-		if got := nakDelay(err, 1); got > minRetryDelay || got < minRetryDelay*3/4 {
-			t.Errorf("nakDelay(%v, 1) = %s, want the first backoff step near %s", err, got, minRetryDelay)
+		if got, asked := nakDelay(err, 1); got > minRetryDelay || got < minRetryDelay*3/4 || asked {
+			t.Errorf("nakDelay(%v, 1) = %s, %v; want the first backoff step near %s", err, got, asked, minRetryDelay)
 		}
 	}
 }

@@ -16,41 +16,65 @@ import (
 type SlackMessage struct {
 	IncidentID int64
 	Channel    string
-	TS         string
+	// TS is the message's ts; "" while it is being posted: the message is
+	// claimed, and whether Slack has it is not known yet.
+	TS string
 	// Hash of the rendered message, to skip updates that change nothing.
 	Hash string
+	// Status and Escalations are what the message showed when it was last
+	// posted or updated, at ShownAt (zero: never): the bot coalesces
+	// updates that change neither.
+	Status      oncall.IncidentStatus
+	Escalations int
+	ShownAt     time.Time
 }
 
 // SlackMessage loads the Slack message of an incident; false if none was
 // saved.
 func (db *DB) SlackMessage(ctx context.Context, incidentID int64) (SlackMessage, bool, error) {
-	var m SlackMessage
-	err := db.pool.QueryRow(ctx, `SELECT incident_id, channel, ts, hash FROM slack_messages WHERE incident_id = $1`,
-		incidentID).Scan(&m.IncidentID, &m.Channel, &m.TS, &m.Hash)
+	var (
+		m       SlackMessage
+		shownAt *time.Time
+	)
+	err := db.pool.QueryRow(ctx, `
+		SELECT incident_id, channel, ts, hash, status, escalations, shown_at
+		FROM slack_messages WHERE incident_id = $1`,
+		incidentID).Scan(&m.IncidentID, &m.Channel, &m.TS, &m.Hash, &m.Status, &m.Escalations, &shownAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return SlackMessage{}, false, nil
 	}
 	if err != nil {
 		return SlackMessage{}, false, fmt.Errorf("load Slack message of incident %d: %w", incidentID, err)
 	}
+	if shownAt != nil {
+		m.ShownAt = *shownAt
+	}
 	return m, true, nil
 }
 
 // SaveSlackMessage saves the Slack message of an incident, replacing the
-// one saved before. oncall.ErrNotFound if there is no such incident.
+// one saved before (every field; a zero ShownAt is stored as never).
+// oncall.ErrNotFound if there is no such incident.
 func (db *DB) SaveSlackMessage(ctx context.Context, m SlackMessage) error {
 	var c textCheck
 	c.text("channel", m.Channel)
 	c.text("ts", m.TS)
 	c.text("hash", m.Hash)
+	c.text("status", string(m.Status))
 	if c.err != nil {
 		return fmt.Errorf("save Slack message of incident %d: %w", m.IncidentID, c.err)
 	}
+	var shownAt *time.Time
+	if !m.ShownAt.IsZero() {
+		shownAt = &m.ShownAt
+	}
 	_, err := db.pool.Exec(ctx, `
-		INSERT INTO slack_messages (incident_id, channel, ts, hash) VALUES ($1, $2, $3, $4)
+		INSERT INTO slack_messages (incident_id, channel, ts, hash, status, escalations, shown_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (incident_id) DO UPDATE
-		SET channel = EXCLUDED.channel, ts = EXCLUDED.ts, hash = EXCLUDED.hash, updated_at = now()`,
-		m.IncidentID, m.Channel, m.TS, m.Hash)
+		SET channel = EXCLUDED.channel, ts = EXCLUDED.ts, hash = EXCLUDED.hash, status = EXCLUDED.status,
+		    escalations = EXCLUDED.escalations, shown_at = EXCLUDED.shown_at, updated_at = now()`,
+		m.IncidentID, m.Channel, m.TS, m.Hash, m.Status, m.Escalations, shownAt)
 	if isViolation(err, foreignKeyViolation) {
 		err = oncall.ErrNotFound
 	}

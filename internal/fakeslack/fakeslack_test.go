@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -151,6 +152,74 @@ func TestWebAPIErrors(t *testing.T) {
 	}
 	if len(s.Messages()) != 0 {
 		t.Errorf("rejected calls stored messages: %+v", s.Messages())
+	}
+}
+
+func TestHistoryWindowAndDelete(t *testing.T) {
+	s := start(t)
+	ctx := t.Context()
+	api := slack.New(s.BotToken(), slack.OptionAPIURL(s.APIURL()))
+	var ts []string
+	for i := range 4 {
+		_, t1, err := api.PostMessageContext(ctx, "C0TEST", slack.MsgOptionText(fmt.Sprint("m", i), false))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, t1)
+	}
+	if _, _, err := api.PostMessageContext(ctx, "C0TEST", slack.MsgOptionText("reply", false), slack.MsgOptionTS(ts[0])); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		params   slack.GetConversationHistoryParameters
+		want     string // texts, newest first
+		wantMore bool
+	}{
+		{"all", slack.GetConversationHistoryParameters{}, "m3 m2 m1 m0", false},
+		{"limit", slack.GetConversationHistoryParameters{Limit: 2}, "m3 m2", true},
+		{"oldest", slack.GetConversationHistoryParameters{Oldest: ts[1]}, "m3 m2", false},
+		{"oldest inclusive", slack.GetConversationHistoryParameters{Oldest: ts[1], Inclusive: true}, "m3 m2 m1", false},
+		{"latest", slack.GetConversationHistoryParameters{Latest: ts[2]}, "m1 m0", false},
+		{"oldest in whole seconds", slack.GetConversationHistoryParameters{Oldest: strings.Split(ts[0], ".")[0]}, "m3 m2 m1 m0", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := tt.params
+			p.ChannelID = "C0TEST"
+			hist, err := api.GetConversationHistoryContext(ctx, &p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, m := range hist.Messages {
+				got = append(got, m.Text)
+			}
+			if strings.Join(got, " ") != tt.want || hist.HasMore != tt.wantMore {
+				t.Errorf("history = %q, has_more %v; want %q, %v", got, hist.HasMore, tt.want, tt.wantMore)
+			}
+		})
+	}
+	if _, err := api.GetConversationHistoryContext(ctx, &slack.GetConversationHistoryParameters{ChannelID: "C0TEST", Oldest: "yesterday"}); err == nil || err.Error() != "invalid_ts_oldest" {
+		t.Errorf("history with a bad oldest: %v, want invalid_ts_oldest", err)
+	}
+
+	// A deleted message is gone and takes no more replies; its thread stays.
+	if !s.DeleteMessage("C0TEST", ts[0]) || s.DeleteMessage("C0TEST", ts[0]) {
+		t.Fatal("DeleteMessage does not delete once")
+	}
+	if _, ok := s.State().Message("C0TEST", ts[0]); ok {
+		t.Error("the deleted message is still there")
+	}
+	if r := s.State().Replies("C0TEST", ts[0]); len(r) != 1 {
+		t.Errorf("the deleted message's thread has %d replies, want 1", len(r))
+	}
+	if _, _, err := api.PostMessageContext(ctx, "C0TEST", slack.MsgOptionText("late", false), slack.MsgOptionTS(ts[0])); err == nil || err.Error() != "thread_not_found" {
+		t.Errorf("reply to a deleted message: %v, want thread_not_found", err)
+	}
+	if _, _, _, err := api.UpdateMessageContext(ctx, "C0TEST", ts[0], slack.MsgOptionText("x", false)); err == nil || err.Error() != "message_not_found" {
+		t.Errorf("update of a deleted message: %v, want message_not_found", err)
 	}
 }
 

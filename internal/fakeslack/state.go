@@ -180,6 +180,21 @@ func (s *Server) snapshot() State {
 	return st
 }
 
+// DeleteMessage deletes a message as a person can in Slack: it is gone
+// from the channel and its thread takes no more replies; the replies
+// already in the thread stay. False if there is no such message.
+func (s *Server) DeleteMessage(channel, ts string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := slices.IndexFunc(s.messages, func(m *Message) bool { return m.Channel == channel && m.TS == ts })
+	if i < 0 {
+		return false
+	}
+	s.messages = slices.Delete(s.messages, i, i+1)
+	s.notify()
+	return true
+}
+
 // Messages returns every message and thread reply in the order posted.
 func (s *Server) Messages() []Message { return s.State().Messages }
 

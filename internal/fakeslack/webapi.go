@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -208,8 +209,9 @@ func (s *Server) postEphemeral(p map[string]string) map[string]any {
 	return map[string]any{"ok": true, "message_ts": e.TS}
 }
 
-// history answers conversations.history: the channel's top-level messages,
-// newest first, without paging.
+// history answers conversations.history: the channel's top-level messages
+// between oldest and latest (exclusive unless inclusive is set), newest
+// first, at most limit of them, without paging.
 func (s *Server) history(p map[string]string) map[string]any {
 	channel := p["channel"]
 	if !s.channelExists(channel) {
@@ -223,15 +225,56 @@ func (s *Server) history(p map[string]string) map[string]any {
 		}
 		limit = min(n, 999)
 	}
-	withMeta := p["include_all_metadata"] == "true" || p["include_all_metadata"] == "1"
-	var out []map[string]any
-	for i := len(s.messages) - 1; i >= 0 && len(out) < limit; i-- {
-		m := s.messages[i]
-		if m.Channel == channel && m.ThreadTS == "" {
-			out = append(out, m.wire(withMeta))
+	oldest, latest := int64(0), int64(math.MaxInt64)
+	for name, bound := range map[string]*int64{"oldest": &oldest, "latest": &latest} {
+		if v := p[name]; v != "" {
+			t, ok := parseTS(v)
+			if !ok {
+				return slackError("invalid_ts_" + name)
+			}
+			*bound = t
 		}
 	}
-	return map[string]any{"ok": true, "messages": out, "has_more": false}
+	inclusive := p["inclusive"] == "true" || p["inclusive"] == "1"
+	withMeta := p["include_all_metadata"] == "true" || p["include_all_metadata"] == "1"
+	out, more := []map[string]any{}, false
+	for i := len(s.messages) - 1; i >= 0; i-- {
+		m := s.messages[i]
+		if m.Channel != channel || m.ThreadTS != "" {
+			continue
+		}
+		t, _ := parseTS(m.TS)
+		if t < oldest || t > latest || (!inclusive && (t == oldest || t == latest)) {
+			continue
+		}
+		if len(out) == limit {
+			more = true
+			break
+		}
+		out = append(out, m.wire(withMeta))
+	}
+	return map[string]any{"ok": true, "messages": out, "has_more": more}
+}
+
+// parseTS reads a Slack timestamp ("1700000000.000100") as microseconds.
+func parseTS(ts string) (int64, bool) {
+	secs, frac, _ := strings.Cut(ts, ".")
+	if len(frac) > 6 {
+		return 0, false
+	}
+	s, err := strconv.ParseInt(secs, 10, 64)
+	if err != nil || s < 0 || s >= 1<<40 { // far beyond any real ts; keeps s*1e6 in range
+		return 0, false
+	}
+	var us int64
+	if frac != "" {
+		f, err := strconv.ParseUint(frac+strings.Repeat("0", 6-len(frac)), 10, 32)
+		if err != nil {
+			return 0, false
+		}
+		us = int64(f)
+	}
+	return s*1e6 + us, true
 }
 
 // find returns the stored message, or nil. Callers hold s.mu.

@@ -1,0 +1,83 @@
+package bot
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Slack allows about one message per second per channel and tolerates
+// short bursts (https://docs.slack.dev/apis/web-api/rate-limits).
+const (
+	postRate  = rate.Limit(1) // messages per second per channel
+	postBurst = 4
+	// maxPacedChannels bounds the channels whose pacing is remembered.
+	maxPacedChannels = 1000
+)
+
+// pacer paces the messages posted to each channel with a token bucket per
+// channel. A channel whose bucket is full again is forgotten when room is
+// needed: a fresh bucket is full too, so forgetting it changes nothing.
+type pacer struct {
+	limit    rate.Limit
+	burst    int
+	max      int // channels remembered at most
+	mu       sync.Mutex
+	channels map[string]*rate.Limiter
+}
+
+func newPacer(limit rate.Limit, burst, maxChannels int) *pacer {
+	return &pacer{limit: limit, burst: burst, max: maxChannels, channels: map[string]*rate.Limiter{}}
+}
+
+// wait blocks until a message may be posted to channel, or ctx is done.
+func (p *pacer) wait(ctx context.Context, channel string) error {
+	if err := p.limiter(channel).Wait(ctx); err != nil {
+		return fmt.Errorf("pace messages to Slack channel %s: %w", channel, err)
+	}
+	return nil
+}
+
+// limiter returns the channel's bucket, making room for it if needed.
+func (p *pacer) limiter(channel string) *rate.Limiter {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if lim, ok := p.channels[channel]; ok {
+		return lim
+	}
+	if len(p.channels) >= p.max {
+		p.evict(time.Now())
+	}
+	lim := rate.NewLimiter(p.limit, p.burst)
+	p.channels[channel] = lim
+	return lim
+}
+
+// evict forgets the channels whose buckets are full; if none is, the one
+// closest to full, so that the map stays bounded. Callers hold p.mu.
+func (p *pacer) evict(now time.Time) {
+	fullest, most := "", -1.0
+	for ch, lim := range p.channels {
+		tokens := lim.TokensAt(now)
+		if tokens >= float64(p.burst) {
+			delete(p.channels, ch)
+			continue
+		}
+		if tokens > most {
+			fullest, most = ch, tokens
+		}
+	}
+	if len(p.channels) >= p.max {
+		delete(p.channels, fullest)
+	}
+}
+
+// size is the number of channels remembered.
+func (p *pacer) size() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.channels)
+}
