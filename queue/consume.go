@@ -18,10 +18,12 @@ import (
 
 const (
 	// ackWait is how long the server waits for an ack before it hands the
-	// message to another consumer.
-	ackWait = 30 * time.Second
-	// handlerTimeout bounds one handler call; it is shorter than ackWait so
-	// a slow handler is cut off before its message is redelivered elsewhere.
+	// message to another consumer: after a crash, the work the dead process
+	// held is taken up again this much later. A running handler keeps its
+	// message with a progress signal every progressEvery.
+	ackWait       = 10 * time.Second
+	progressEvery = 3 * time.Second
+	// handlerTimeout bounds one handler call.
 	handlerTimeout = 25 * time.Second
 	// ackTimeout bounds waiting for the server to confirm an ack.
 	ackTimeout = 5 * time.Second
@@ -257,6 +259,7 @@ func (c *consumer[T]) process(ctx context.Context, msg jetstream.Msg) {
 	}
 
 	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), handlerTimeout)
+	go keepInProgress(hctx, msg, log)
 	err = c.call(hctx, v)
 	cancel()
 	if err != nil {
@@ -286,6 +289,24 @@ func (c *consumer[T]) process(ctx context.Context, msg jetstream.Msg) {
 type retryDelayer interface {
 	error
 	RetryDelay() time.Duration
+}
+
+// keepInProgress tells the server the message is being worked on, every
+// progressEvery until ctx is done, so that it is not handed to another
+// consumer while its handler runs.
+func keepInProgress(ctx context.Context, msg jetstream.Msg, log *slog.Logger) {
+	tick := time.NewTicker(progressEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			if err := msg.InProgress(); err != nil {
+				log.Debug("signal progress", "err", err)
+			}
+		}
+	}
 }
 
 // nakDelay is how long a failed message waits: what the error asks for

@@ -26,7 +26,7 @@ func runConfig(args []string, stdout, stderr io.Writer, lookup env) int {
 		}
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok (%d integrations, %d schedules, %d escalation chains, %d users)\n",
+	fmt.Fprintf(stdout, "%s: ok (integrations: %d, schedules: %d, escalation chains: %d, users: %d)\n",
 		file, len(cfg.Integrations), len(cfg.Schedules), len(cfg.EscalationChains), len(cfg.Users))
 	return 0
 }

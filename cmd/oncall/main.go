@@ -63,7 +63,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup en
 	case "dev":
 		err = runDev(ctx, args[1:], stderr, lookup, log)
 	case "migrate":
-		err = runMigrate(ctx, args[1:], stdout, lookup)
+		err = runMigrate(ctx, args[1:], stdout, stderr, lookup)
 	case "config":
 		return runConfig(args[1:], stdout, stderr, lookup)
 	case "version", "--version":
@@ -79,11 +79,33 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup en
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	var usage usageError
+	if errors.As(err, &usage) {
+		fmt.Fprintf(stderr, "oncall %s: %v\n", args[0], err)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "oncall %s: %v\n", args[0], err)
 		return 1
 	}
 	return 0
+}
+
+// usageError is a mistake in the command line itself (exit status 2).
+type usageError struct{ error }
+
+// parseFlags parses args with fs and allows no arguments after the flags.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

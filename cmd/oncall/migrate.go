@@ -12,9 +12,10 @@ import (
 
 // runMigrate implements `oncall migrate`: apply the embedded migrations to
 // DATABASE_URL and exit.
-func runMigrate(ctx context.Context, args []string, stdout io.Writer, lookup env) error {
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer, lookup env) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	if err := fs.Parse(args); err != nil {
+	fs.SetOutput(stderr)
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	url := lookup.get("DATABASE_URL", "")

@@ -56,13 +56,7 @@ func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (
 	fs.StringVar(&o.ConfigPath, "config", lookup.get("ONCALL_CONFIG", "oncall.yaml"), "config file (env ONCALL_CONFIG)")
 	fs.StringVar(&o.Listen, "listen", lookup.get("ONCALL_LISTEN", ":8080"), "HTTP listen address (env ONCALL_LISTEN)")
 	fs.StringVar(&o.DataDir, "data-dir", lookup.get("ONCALL_DATA_DIR", "data"), "where the embedded NATS keeps its files (env ONCALL_DATA_DIR)")
-	if err := fs.Parse(args); err != nil {
-		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	return o, nil
+	return o, parseFlags(fs, args)
 }
 
 func runServe(ctx context.Context, args []string, stderr io.Writer, lookup env, log *slog.Logger) error {
