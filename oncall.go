@@ -159,7 +159,10 @@ func SlackActor(userID string) Actor { return Actor("slack:" + userID) }
 // SlackUser returns the Slack user id of a Slack actor.
 func (a Actor) SlackUser() (string, bool) {
 	id, ok := strings.CutPrefix(string(a), "slack:")
-	return id, ok && id != ""
+	if !ok || id == "" {
+		return "", false
+	}
+	return id, true
 }
 
 // Action is something a person does to an incident.
