@@ -231,6 +231,13 @@ func (q *Queue) ensureStream(ctx context.Context, name string, replicas int) err
 		cfg.Description = "incident changes waiting for the notifier"
 		cfg.Subjects = []string{subjectNotify + ">"}
 	}
+	// Never scale an existing stream down: an operator may have raised its
+	// replicas, and every replica's start would undo that.
+	if info, err := q.js.Stream(ctx, name); err == nil {
+		cfg.Replicas = max(cfg.Replicas, info.CachedInfo().Config.Replicas)
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("look up stream %s: %w", name, err)
+	}
 	if _, err := q.js.CreateOrUpdateStream(ctx, cfg); err != nil {
 		return fmt.Errorf("create or update stream %s: %w", name, err)
 	}

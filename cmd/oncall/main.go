@@ -35,6 +35,10 @@ ONCALL_CONFIG, ONCALL_LISTEN, ONCALL_DATA_DIR, ONCALL_LOG_LEVEL (debug|info|warn
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	go func() {
+		<-ctx.Done()
+		stop() // a second signal ends the process at once
+	}()
 	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.LookupEnv))
 }
 

@@ -120,7 +120,13 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", o.Listen, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second, // a body trickled in slower than this is dropped
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	log.Info("listening", "addr", ln.Addr().String(), "integrations", len(cfg.OncallIntegrations()))
@@ -141,43 +147,49 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 
 	svc := escalation.NewService(d, q, log, reg)
 	var workers sync.WaitGroup
-	syncIncident := func(ctx context.Context, id int64) error { return nil }
-	if slackOn {
-		b, err := bot.New(bot.Config{BotToken: o.Slack.BotToken, AppToken: o.Slack.AppToken, APIURL: o.Slack.APIURL, Logger: log}, svc, d)
-		if err != nil {
-			return fmt.Errorf("start Slack: %w", err)
-		}
-		syncIncident = b.SyncIncident
+	// A consumer that stops while serving means alerts would be accepted
+	// and never processed: stop the process so that it is restarted.
+	fatal := make(chan error, 2)
+	consume := func(name string, run func() error) {
 		workers.Go(func() {
-			if err := b.Run(ctx); err != nil && ctx.Err() == nil {
-				log.Error("Slack connection stopped; alerts are still accepted and stored", "err", err)
+			if err := run(); err != nil && ctx.Err() == nil {
+				fatal <- fmt.Errorf("%s stopped: %w", name, err)
 			}
 		})
+	}
+	syncIncident := func(ctx context.Context, id int64) error { return nil }
+	if slackOn {
+		b, berr := bot.New(bot.Config{BotToken: o.Slack.BotToken, AppToken: o.Slack.AppToken, APIURL: o.Slack.APIURL, Logger: log}, svc, d)
+		if berr != nil {
+			err = fmt.Errorf("start Slack: %w", berr)
+		} else {
+			syncIncident = b.SyncIncident
+			workers.Go(func() {
+				if err := b.Run(ctx); err != nil && ctx.Err() == nil {
+					log.Error("Slack connection stopped; alerts are still accepted and stored", "err", err)
+				}
+			})
+		}
 	} else {
 		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
 	}
-	workers.Go(func() {
-		if err := q.ConsumeAlerts(ctx, svc.Process); err != nil {
-			log.Error("alert processor stopped", "err", err)
+	if err == nil {
+		consume("alert processor", func() error { return q.ConsumeAlerts(ctx, svc.Process) })
+		consume("notifier", func() error { return q.ConsumeIncidentChanges(ctx, syncIncident) })
+		log.Info("ready", "slack", slackOn)
+		select {
+		case <-ctx.Done():
+			log.Info("shutting down: draining requests and in-flight work")
+		case err = <-serveErr:
+			err = fmt.Errorf("http server: %w", err)
+		case err = <-fatal:
+			log.Error("shutting down", "err", err)
 		}
-	})
-	workers.Go(func() {
-		if err := q.ConsumeIncidentChanges(ctx, syncIncident); err != nil {
-			log.Error("notifier stopped", "err", err)
-		}
-	})
-	log.Info("ready", "slack", slackOn)
-
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down: draining requests and in-flight work")
-	case err = <-serveErr:
-		err = fmt.Errorf("http server: %w", err)
-		cancel()
 	}
 	// Stop taking alerts first, then let the workers finish what they hold;
 	// the deferred closes of the database and the queue run after this.
 	shutdownHTTP(srv, log)
+	cancel()
 	workers.Wait()
 	log.Info("stopped")
 	return err
@@ -201,9 +213,15 @@ func slackConfigured(c bot.Config) (bool, error) {
 // integrations from the config. It retries with backoff until ctx is done:
 // meanwhile ingest keeps accepting alerts into the queue.
 func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *slog.Logger) (*storage.DB, error) {
+	// Open only parses the URL and sets up the pool: an error here is a
+	// mistake in DATABASE_URL, not an outage, and waiting will not fix it.
+	db, err := storage.Open(ctx, url)
+	if err != nil {
+		return nil, err
+	}
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		db, err := openDatabase(ctx, url, cfg)
+		err := prepareDatabase(ctx, db, cfg)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("database reached", "attempts", attempt)
@@ -213,6 +231,7 @@ func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *s
 		log.Warn("database not ready; alerts are queued until it is", "attempt", attempt, "retry_in", delay, "err", err)
 		select {
 		case <-ctx.Done():
+			db.Close()
 			return nil, ctx.Err()
 		case <-time.After(delay):
 		}
@@ -220,20 +239,12 @@ func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *s
 	}
 }
 
-func openDatabase(ctx context.Context, url string, cfg *config.Config) (*storage.DB, error) {
-	db, err := storage.Open(ctx, url)
-	if err != nil {
-		return nil, err
-	}
+// prepareDatabase migrates db and loads the integrations of the config.
+func prepareDatabase(ctx context.Context, db *storage.DB, cfg *config.Config) error {
 	if err := db.Migrate(ctx); err != nil {
-		db.Close()
-		return nil, err
+		return err
 	}
-	if err := db.SyncIntegrations(ctx, cfg.OncallIntegrations()); err != nil {
-		db.Close()
-		return nil, err
-	}
-	return db, nil
+	return db.SyncIntegrations(ctx, cfg.OncallIntegrations())
 }
 
 func shutdownHTTP(srv *http.Server, log *slog.Logger) {
