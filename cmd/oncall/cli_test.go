@@ -171,6 +171,7 @@ func TestCommands(t *testing.T) {
 	tests := []struct {
 		name   string
 		args   []string
+		env    map[string]string
 		code   int
 		stdout string // a part of it
 		stderr string // a part of it
@@ -181,12 +182,14 @@ func TestCommands(t *testing.T) {
 		{name: "help", args: []string{"help"}, stdout: "oncall config check FILE"},
 		{name: "serve without DATABASE_URL", args: []string{"serve"}, code: 1, stderr: "oncall serve: DATABASE_URL is not set"},
 		{name: "serve with an argument", args: []string{"serve", "extra"}, code: 2, stderr: `oncall serve: unexpected argument "extra"`},
+		{name: "serve with a bad replica count", args: []string{"serve"}, env: map[string]string{"ONCALL_NATS_REPLICAS": "three"}, code: 1,
+			stderr: `oncall serve: ONCALL_NATS_REPLICAS: "three" is not a replica count from 1 to 5`},
 		{name: "migrate with an argument", args: []string{"migrate", "now"}, code: 2, stderr: `oncall migrate: unexpected argument "now"`},
 		{name: "serve with an unknown flag", args: []string{"serve", "--frobnicate"}, code: 2, stderr: "flag provided but not defined: -frobnicate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := runCLI(t, nil, tt.args...)
+			got := runCLI(t, tt.env, tt.args...)
 			if got.code != tt.code || !strings.Contains(got.stdout, tt.stdout) || !strings.Contains(got.stderr, tt.stderr) {
 				t.Errorf("oncall %s = exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit %d, stdout containing %q, stderr containing %q",
 					strings.Join(tt.args, " "), got.code, got.stdout, got.stderr, tt.code, tt.stdout, tt.stderr)

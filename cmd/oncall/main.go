@@ -29,7 +29,8 @@ Usage:
   oncall dev     [--config FILE] [--listen ADDR]   (throwaway Postgres + embedded NATS, for trying it out)
 
 Environment: DATABASE_URL, NATS_URL, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_API_URL,
-ONCALL_CONFIG, ONCALL_LISTEN, ONCALL_DATA_DIR, ONCALL_LOG_LEVEL (debug|info|warn|error).
+ONCALL_CONFIG, ONCALL_LISTEN, ONCALL_DATA_DIR, ONCALL_LOG_LEVEL (debug|info|warn|error),
+ONCALL_NATS_REPLICAS (stream replicas on an external NATS cluster; default 1).
 `
 
 func main() {

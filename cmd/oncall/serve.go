@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -33,8 +34,11 @@ type serveOptions struct {
 	DataDir     string
 	DatabaseURL string
 	NATSURL     string
-	Slack       bot.Config
-	Lookup      env // for ${VAR} in the config file
+	// NATSReplicas is the replica count of the streams on an external
+	// cluster (ONCALL_NATS_REPLICAS; 3 on a three-node cluster).
+	NATSReplicas int
+	Slack        bot.Config
+	Lookup       env // for ${VAR} in the config file
 
 	// onListen, when set, is told the bound address (tests listen on :0).
 	onListen func(net.Addr)
@@ -50,6 +54,13 @@ func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (
 			APIURL:   lookup.get("SLACK_API_URL", ""),
 		},
 		Lookup: lookup,
+	}
+	if v := lookup.get("ONCALL_NATS_REPLICAS", ""); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 5 {
+			return o, fmt.Errorf("ONCALL_NATS_REPLICAS: %q is not a replica count from 1 to 5", v)
+		}
+		o.NATSReplicas = n
 	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -89,7 +100,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 		return err
 	}
 
-	q, err := queue.Open(ctx, queue.Options{URL: o.NATSURL, DataDir: o.DataDir, Logger: log})
+	q, err := queue.Open(ctx, queue.Options{URL: o.NATSURL, DataDir: o.DataDir, Replicas: o.NATSReplicas, Logger: log})
 	if err != nil {
 		return fmt.Errorf("open queue: %w", err)
 	}
