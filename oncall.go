@@ -90,7 +90,12 @@ type AlertBatch struct {
 	Link     string            `json:"link,omitempty"`
 	ImageURL string            `json:"image_url,omitempty"`
 	Labels   map[string]string `json:"labels,omitempty"`
-	Alerts   []Alert           `json:"alerts"`
+	// Channel and Escalation are set by ingest from the first route of
+	// the integration that matches Labels; a new incident of the batch
+	// goes there. Empty means the integration's own.
+	Channel    string  `json:"channel,omitempty"`
+	Escalation string  `json:"escalation,omitempty"`
+	Alerts     []Alert `json:"alerts"`
 	// Raw is the request body as received, kept for the record.
 	Raw json.RawMessage `json:"raw,omitempty"`
 }
@@ -102,6 +107,18 @@ type Integration struct {
 	Token      string // the secret in clear; only its hash is stored
 	Channel    string // Slack channel id for its incidents
 	Escalation string // escalation chain name, may be empty
+	// Routes send some of its alerts elsewhere; the first match wins.
+	Routes []Route
+}
+
+// Route sends the alerts of an integration whose labels match to another
+// Slack channel and/or escalation chain.
+type Route struct {
+	// Match holds equality matchers: a batch matches when each of its
+	// labels named here has exactly the value given.
+	Match      map[string]string
+	Channel    string // empty: the integration's
+	Escalation string // empty: the integration's
 }
 
 // IncidentStatus is the lifecycle state of an incident.

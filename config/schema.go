@@ -314,7 +314,11 @@ func (d *decoder) integration(n *yaml.Node) Integration {
 		d.define(found.line("name", in.Line), "name", "integration", in.Name)
 	}
 	if d.need(in.Line, what, found, "kind", in.Kind == "") && !slices.Contains(Kinds(), in.Kind) {
-		d.errorf(found.line("kind", in.Line), "kind: unknown kind %q (use one of %s)", in.Kind, strings.Join(Kinds(), ", "))
+		if slices.Contains(plannedKinds, in.Kind) {
+			d.errorf(found.line("kind", in.Line), "kind: %q is not supported yet (use one of %s)", in.Kind, strings.Join(Kinds(), ", "))
+		} else {
+			d.errorf(found.line("kind", in.Line), "kind: unknown kind %q (use one of %s)", in.Kind, strings.Join(Kinds(), ", "))
+		}
 	}
 	if d.need(in.Line, what, found, "token", in.Token == "") {
 		line := found.line("token", in.Line)

@@ -43,7 +43,7 @@ func NewService(store Store, notify Notifier, log *slog.Logger, reg prometheus.R
 		log:    log,
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncall_alert_batches_processed_total",
-			Help: "Queued alert batches stored, by outcome (created, joined, resolved, duplicate, no_incident, error).",
+			Help: "Queued alert batches stored, by outcome (created, joined, resolved, duplicate, stale, no_incident, error).",
 		}, []string{"outcome"}),
 		actions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncall_incident_actions_total",
@@ -67,7 +67,11 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 		return fmt.Errorf("record batch %s of %q: %w", b.ID, b.Integration, err)
 	}
 	if res.IncidentID == 0 {
-		s.log.Info("resolved alert without an open incident", "integration", b.Integration, "group_key", b.GroupKey, "batch", b.ID)
+		why := "resolved alert without an open incident"
+		if res.Stale {
+			why = "firing alert older than the resolve already recorded for its group; no incident opened"
+		}
+		s.log.Info(why, "integration", b.Integration, "group_key", b.GroupKey, "batch", b.ID)
 		return nil
 	}
 	s.log.Info("alert batch stored", "integration", b.Integration, "batch", b.ID, "incident", res.IncidentID,
@@ -103,6 +107,8 @@ func outcome(res storage.RecordResult, err error) string {
 		return "error"
 	case res.Duplicate:
 		return "duplicate"
+	case res.Stale:
+		return "stale"
 	case res.IncidentID == 0:
 		return "no_incident"
 	case res.Created:

@@ -85,7 +85,9 @@ func WithMaxBatchBytes(n int) Option {
 
 // NewHandler returns a Handler accepting the tokens of in. Integrations
 // without a token, or of a kind no parser serves, are skipped with a
-// warning. Metrics are registered on reg unless it is nil.
+// warning. A batch takes the channel and escalation of the first route of
+// its integration that matches its labels. Metrics are registered on reg
+// unless it is nil.
 func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg prometheus.Registerer, opts ...Option) *Handler {
 	if log == nil {
 		log = slog.Default()
@@ -179,6 +181,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 		log.Info("ingest rejected: bad payload", "err", err)
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
+	if r, ok := route(in.Routes, b.Labels); ok {
+		b.Channel, b.Escalation = r.Channel, r.Escalation
+	}
 	b.ID = newBatchID()
 	b.Integration = in.Name
 	b.Kind = kind
@@ -205,7 +210,8 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 		return writeError(w, http.StatusServiceUnavailable, msgUnavailable)
 	}
 	h.metrics.alerts.WithLabelValues(in.Name).Add(float64(len(b.Alerts)))
-	log.Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey)
+	log.Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
+		"channel", b.Channel, "escalation", b.Escalation)
 	return writeJSON(w, http.StatusAccepted, acceptedResponse{Status: "accepted", ID: b.ID, Alerts: len(b.Alerts)})
 }
 

@@ -34,8 +34,13 @@ const (
 )
 
 var testIntegrations = []oncall.Integration{
-	{Name: "prometheus", Kind: "alertmanager", Token: amToken, Channel: "C1"},
-	{Name: "hooks", Kind: "webhook", Token: webhookToken, Channel: "C2"},
+	{Name: "prometheus", Kind: "alertmanager", Token: amToken, Channel: "C1", Routes: []oncall.Route{
+		{Match: map[string]string{"team": "payments", "severity": "critical"}, Channel: "C0PAYMENTS", Escalation: "payments"},
+	}},
+	{Name: "hooks", Kind: "webhook", Token: webhookToken, Channel: "C2", Routes: []oncall.Route{
+		{Match: map[string]string{"team": "payments"}, Channel: "C0HOOKPAY"},
+		{Match: map[string]string{"severity": "critical"}, Escalation: "urgent"},
+	}},
 	{Name: "shared-am", Kind: "alertmanager", Token: sharedToken},
 	{Name: "shared-hook", Kind: "webhook", Token: sharedToken},
 	{Name: "no-token", Kind: "webhook"},
@@ -232,6 +237,50 @@ func TestHandlerAccepts(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestHandlerRoutes checks that a consumed batch carries the channel and
+// escalation of the first route of its integration matching its labels
+// (for Alertmanager, the group's common labels), and none without a match.
+func TestHandlerRoutes(t *testing.T) {
+	e := newEnv(t)
+	e.consume(t)
+	am, err := os.ReadFile(filepath.Join("testdata", "alertmanager", "firing_group_of_3.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const amNotCommon = `{"version":"4","groupKey":"g","status":"firing","commonLabels":{"alertname":"A"},
+		"alerts":[{"status":"firing","labels":{"alertname":"A","team":"payments","severity":"critical"}},
+		          {"status":"firing","labels":{"alertname":"A","team":"db","severity":"critical"}}]}`
+	tests := []struct {
+		name, path, body       string
+		wantChannel, wantEscal string
+	}{
+		{"alertmanager common labels match", "/integrations/alertmanager/" + amToken, string(am), "C0PAYMENTS", "payments"},
+		{"alertmanager labels of some alerts only", "/integrations/alertmanager/" + amToken, amNotCommon, "", ""},
+		{"webhook first route", "/integrations/webhook/" + webhookToken,
+			`{"title":"t","labels":{"team":"payments"}}`, "C0HOOKPAY", ""},
+		{"webhook first of two matching routes", "/integrations/webhook/" + webhookToken,
+			`{"title":"t","labels":{"team":"payments","severity":"critical"}}`, "C0HOOKPAY", ""},
+		{"webhook second route", "/integrations/webhook/" + webhookToken,
+			`{"title":"t","labels":{"team":"db","severity":"critical"}}`, "", "urgent"},
+		{"webhook no match", "/integrations/webhook/" + webhookToken,
+			`{"title":"t","labels":{"team":"db"}}`, "", ""},
+		{"integration without routes", "/integrations/alertmanager/" + sharedToken, string(am), "", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := e.post(t, http.MethodPost, tc.path, []byte(tc.body))
+			if r.code != http.StatusAccepted {
+				t.Fatalf("status %d, want 202; body %s", r.code, r.body)
+			}
+			b := e.next(t)
+			if b.Channel != tc.wantChannel || b.Escalation != tc.wantEscal {
+				t.Errorf("batch with channel %q and escalation %q, want %q and %q",
+					b.Channel, b.Escalation, tc.wantChannel, tc.wantEscal)
+			}
+		})
+	}
 }
 
 // sameJSON reports whether a and b encode the same value. (The queue

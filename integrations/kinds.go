@@ -8,8 +8,9 @@ import (
 
 // Parser turns a request body into a normalized batch. It fills GroupKey,
 // Status, Title, Message, Severity, Link, ImageURL, Labels and Alerts; the
-// handler fills ID, Integration, Kind, ReceivedAt and Raw. now is when the
-// request was received. Any problem with the body is an error (an
+// handler fills ID, Integration, Kind, ReceivedAt and Raw, and Channel and
+// Escalation from the integration's first route matching Labels. now is
+// when the request was received. Any problem with the body is an error (an
 // *InputError naming the path at fault) and nothing of the body is queued.
 // On success every string of the batch is valid UTF-8 without NUL bytes.
 type Parser func(body []byte, now time.Time) (oncall.AlertBatch, error)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"slices"
 	"time"
 
@@ -23,11 +24,20 @@ type RecordResult struct {
 	Resolved bool
 	// Duplicate: the batch was recorded before; nothing changed.
 	Duplicate bool
+	// Stale: a firing batch that found no open incident, while a resolved
+	// batch of its group received after it was already recorded. It was
+	// delivered out of order (several workers, retries), so it is
+	// recorded without opening an incident that nothing would resolve;
+	// IncidentID is 0.
+	Stale bool
 }
 
 // RecordBatch records a batch of alerts in one transaction: it opens, joins
 // or resolves the open incident of the batch's group. Recording the same
-// batch ID again changes nothing and reports Duplicate.
+// batch ID again changes nothing and reports Duplicate. A firing batch older
+// than a resolved batch of its group already recorded opens nothing and
+// reports Stale. A new incident goes to the batch's Channel and Escalation,
+// else to the integration's.
 func (db *DB) RecordBatch(ctx context.Context, b oncall.AlertBatch) (RecordResult, error) {
 	if err := validateBatch(b); err != nil {
 		return RecordResult{}, fmt.Errorf("record batch %q: %w", b.ID, err)
@@ -60,6 +70,8 @@ func validateBatch(b oncall.AlertBatch) error {
 	c.text("severity", string(b.Severity))
 	c.text("link", b.Link)
 	c.text("image url", b.ImageURL)
+	c.text("channel", b.Channel)
+	c.text("escalation", b.Escalation)
 	c.labels("labels", b.Labels)
 	for i, a := range b.Alerts {
 		if a.Status != oncall.AlertFiring && a.Status != oncall.AlertResolved {
@@ -93,10 +105,10 @@ func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordRes
 	// The batch row first: a concurrent delivery of the same batch waits
 	// here for this transaction, then finds it recorded.
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO alert_batches (id, integration_id, received_at, raw)
-		VALUES ($1, $2, COALESCE($3, now()), $4)
+		INSERT INTO alert_batches (id, integration_id, received_at, raw, group_key, status)
+		VALUES ($1, $2, COALESCE($3, now()), $4, $5, $6)
 		ON CONFLICT (id) DO NOTHING`,
-		b.ID, integrationID, nullTime(b.ReceivedAt), []byte(b.Raw))
+		b.ID, integrationID, nullTime(b.ReceivedAt), []byte(b.Raw), b.GroupKey, b.Status)
 	if err != nil {
 		return RecordResult{}, fmt.Errorf("insert batch: %w", err)
 	}
@@ -108,9 +120,29 @@ func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordRes
 		return RecordResult{IncidentID: deref(incidentID), Duplicate: true}, nil
 	}
 
+	// The batches of a group take turns from here to the commit. Otherwise
+	// a firing batch and a later resolved one processed at once would not
+	// see each other: the resolved one would find nothing open, and the
+	// firing one no resolved batch, and open an incident nothing resolves.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, $2)`,
+		groupLockSpace, groupLockKey(integrationID, b.GroupKey)); err != nil {
+		return RecordResult{}, fmt.Errorf("lock group %q: %w", b.GroupKey, err)
+	}
+
+	if b.Channel != "" {
+		channel = b.Channel
+	}
+	if b.Escalation != "" {
+		escalation = b.Escalation
+	}
 	open, err := lockOrCreateOpenIncident(ctx, tx, integrationID, channel, escalation, b)
 	if err != nil {
 		return RecordResult{}, err
+	}
+	if open.stale {
+		// alerts rows need an incident: the batch row (with its raw body)
+		// is the record of this one.
+		return RecordResult{Stale: true}, nil
 	}
 	if open.id == 0 {
 		return RecordResult{}, nil // resolved, and nothing open to resolve
@@ -159,12 +191,27 @@ type openIncident struct {
 	id       int64 // 0: none open, and the batch does not open one
 	severity oncall.Severity
 	created  bool
+	stale    bool // id is 0 because a later resolved batch of the group was recorded
+}
+
+// groupLockSpace is the first key of the transaction advisory locks that
+// serialize the batches of a group ("ong"), apart from incidentLockSpace.
+const groupLockSpace int32 = 0x6f6e67
+
+// groupLockKey is the second key of a group's lock: a hash of the group.
+// Groups that share a hash share a lock, which only serializes more.
+func groupLockKey(integrationID int64, groupKey string) int32 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%d\x00%s", integrationID, groupKey)
+	return int32(h.Sum32())
 }
 
 // lockOrCreateOpenIncident finds and locks the open incident of the batch's
-// group, or creates it for a firing batch. Of concurrent creators, the
-// partial unique index lets one win; the others wait for it to commit and
-// then join its incident.
+// group, or creates it for a firing batch unless the batch is stale (a
+// resolved batch of the group received after it is already recorded).
+// Should an incident of the group be opened meanwhile (a reopen), the
+// partial unique index stops the insert; the batch then waits for it to
+// commit and joins it.
 func lockOrCreateOpenIncident(ctx context.Context, tx pgx.Tx, integrationID int64, channel, escalation string,
 	b oncall.AlertBatch) (openIncident, error) {
 	const attempts = 5
@@ -182,6 +229,18 @@ func lockOrCreateOpenIncident(ctx context.Context, tx pgx.Tx, integrationID int6
 		}
 		if b.Status != oncall.AlertFiring {
 			return openIncident{}, nil
+		}
+		var stale bool
+		err = tx.QueryRow(ctx, `
+			SELECT EXISTS (SELECT 1 FROM alert_batches
+			               WHERE integration_id = $1 AND group_key = $2 AND status = 'resolved'
+			                 AND received_at > COALESCE($3, now()))`,
+			integrationID, b.GroupKey, nullTime(b.ReceivedAt)).Scan(&stale)
+		if err != nil {
+			return openIncident{}, fmt.Errorf("look for a later resolved batch of group %q: %w", b.GroupKey, err)
+		}
+		if stale {
+			return openIncident{stale: true}, nil
 		}
 		err = tx.QueryRow(ctx, `
 			INSERT INTO incidents (integration_id, group_key, title, message, severity, link, image_url, labels,

@@ -1,8 +1,10 @@
 package storage
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -465,5 +467,209 @@ func TestTransitionReopenConflict(t *testing.T) {
 		oncall.SeverityError, alert("a", oncall.AlertFiring)))
 	if err != nil || joined.IncidentID != old || joined.Created {
 		t.Errorf("batch after reopen: %+v, %v; want to join incident %d", joined, err, old)
+	}
+}
+
+// TestRecordBatchOutOfOrder: the queue may deliver a group's batches in
+// another order than they were received. A firing batch older than a
+// resolved batch already recorded must not open an incident that nothing
+// would resolve; a firing batch newer than it is a real re-fire.
+func TestRecordBatchOutOfOrder(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const (
+		F = oncall.AlertFiring
+		R = oncall.AlertResolved
+	)
+	type step struct {
+		id          string // unique within the case
+		integration string // "" is prom
+		group       string // "" is the case's group
+		status      oncall.AlertStatus
+		at          time.Duration // received at: received + at
+		incident    string        // letter of the incident it goes to, "" for none
+		result      RecordResult  // IncidentID is filled from incident
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		open  int // open incidents of the case's group at the end
+	}{
+		{"resolved before an older firing", []step{
+			{id: "r", status: R, at: time.Minute},
+			{id: "f", status: F, at: 0, result: RecordResult{Stale: true}},
+		}, 0},
+		{"firing, resolved, firing again is a re-fire", []step{
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+			{id: "f2", status: F, at: 2 * time.Minute, incident: "B", result: RecordResult{Created: true}},
+		}, 1},
+		{"firing delayed past the resolve of its incident", []step{
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: 2 * time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+			{id: "f2", status: F, at: time.Minute, result: RecordResult{Stale: true}},
+		}, 0},
+		{"firing received with the resolved is not stale", []step{
+			{id: "r", status: R, at: time.Minute},
+			{id: "f", status: F, at: time.Minute, incident: "A", result: RecordResult{Created: true}},
+		}, 1},
+		{"older firing joins an open incident", []step{
+			{id: "r", status: R, at: time.Minute},
+			{id: "f2", status: F, at: 2 * time.Minute, incident: "A", result: RecordResult{Created: true}},
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{}},
+		}, 1},
+		{"resolved of another group does not count", []step{
+			{id: "r", group: "elsewhere", status: R, at: time.Minute},
+			{id: "f", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+		}, 1},
+		{"resolved of another integration does not count", []step{
+			{id: "r", integration: "hook", status: R, at: time.Minute},
+			{id: "f", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+		}, 1},
+		{"stale batch delivered again", []step{
+			{id: "r", status: R, at: time.Minute},
+			{id: "f", status: F, at: 0, result: RecordResult{Stale: true}},
+			{id: "f", status: F, at: 0, result: RecordResult{Duplicate: true}},
+		}, 0},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			group := fmt.Sprint("order-", i)
+			ids := map[string]int64{}
+			for _, st := range tt.steps {
+				integration, g := cmp.Or(st.integration, "prom"), cmp.Or(st.group, group)
+				b := batch(group+"-"+st.id, integration, g, st.status, oncall.SeverityError, alert("a", st.status))
+				b.ReceivedAt = received.Add(st.at)
+				got, err := db.RecordBatch(t.Context(), b)
+				if err != nil {
+					t.Fatalf("batch %s: %v", st.id, err)
+				}
+				want := st.result
+				if st.incident != "" {
+					if _, seen := ids[st.incident]; !seen {
+						if slices.Contains(slices.Collect(maps.Values(ids)), got.IncidentID) {
+							t.Fatalf("batch %s went to incident %d, want a new one", st.id, got.IncidentID)
+						}
+						ids[st.incident] = got.IncidentID
+					}
+					want.IncidentID = ids[st.incident]
+				}
+				if got != want {
+					t.Fatalf("batch %s: RecordBatch = %+v, want %+v", st.id, got, want)
+				}
+			}
+			open := scalar[int](t, db, `
+				SELECT count(*) FROM incidents i JOIN integrations g ON g.id = i.integration_id
+				WHERE g.name = 'prom' AND i.group_key = $1 AND i.status <> 'resolved'`, group)
+			if open != tt.open {
+				t.Errorf("%d open incidents, want %d", open, tt.open)
+			}
+		})
+	}
+
+	// A stale batch is kept (with its raw body) but belongs to no incident.
+	var (
+		incidentID       *int64
+		groupKey, status string
+		raw              []byte
+	)
+	err := db.pool.QueryRow(t.Context(), `SELECT incident_id, group_key, status, raw FROM alert_batches WHERE id = 'order-0-f'`).
+		Scan(&incidentID, &groupKey, &status, &raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if incidentID != nil || groupKey != "order-0" || status != "firing" || string(raw) != `{"id":"order-0-f"}` {
+		t.Errorf("stale batch row: incident %v, group %q, status %q, raw %q", incidentID, groupKey, status, raw)
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM alerts WHERE batch_id = 'order-0-f'`); n != 0 {
+		t.Errorf("stale batch has %d alert rows, want 0", n)
+	}
+}
+
+// TestRecordBatchConcurrentOutOfOrder: a firing batch and a later resolved
+// batch of the same group processed at once leave nothing open, whichever
+// goes first.
+func TestRecordBatchConcurrentOutOfOrder(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const groups = 6
+	results := make([]RecordResult, 2*groups)
+	errs := make([]error, 2*groups)
+	race(t, db, "alert_batches", 2*groups, func(i int) {
+		status, at := oncall.AlertFiring, time.Duration(0)
+		if i%2 == 1 {
+			status, at = oncall.AlertResolved, time.Minute
+		}
+		b := batch(fmt.Sprint("race-", i), "prom", fmt.Sprint("race-", i/2), status, oncall.SeverityError, alert("a", status))
+		b.ReceivedAt = received.Add(at)
+		results[i], errs[i] = db.RecordBatch(t.Context(), b)
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for g := range groups {
+		firing, resolved := results[2*g], results[2*g+1]
+		firingFirst := firing.Created && resolved.Resolved && resolved.IncidentID == firing.IncidentID
+		resolvedFirst := firing == RecordResult{Stale: true} && resolved == RecordResult{}
+		if !firingFirst && !resolvedFirst {
+			t.Errorf("group %d: firing %+v, resolved %+v; want either opened then resolved, or nothing and stale",
+				g, firing, resolved)
+		}
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM incidents WHERE status <> 'resolved'`); n != 0 {
+		t.Errorf("%d incidents left open, want 0", n)
+	}
+}
+
+// TestRecordBatchRoute: a new incident goes to the batch's channel and
+// escalation (from the route ingest chose), else to the integration's; a
+// batch joining an open incident does not move it.
+func TestRecordBatchRoute(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	tests := []struct {
+		name                string
+		channel, escalation string // of the batch
+		wantChan, wantEscal string // of the incident
+		joinChan, joinEscal string // of a second batch of the group
+	}{
+		{"route sets both", "C0PAYMENTS", "payments", "C0PAYMENTS", "payments", "", ""},
+		{"route sets the channel", "C0PAYMENTS", "", "C0PAYMENTS", "default", "", ""},
+		{"route sets the escalation", "", "payments", "C0PROM", "payments", "", ""},
+		{"no route", "", "", "C0PROM", "default", "", ""},
+		{"a joining batch keeps the incident where it is", "", "", "C0PROM", "default", "C0ELSEWHERE", "other"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			group := fmt.Sprint("route-", i)
+			b := batch(group+"-1", "prom", group, oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+			b.Channel, b.Escalation = tt.channel, tt.escalation
+			res, err := db.RecordBatch(t.Context(), b)
+			if err != nil || !res.Created {
+				t.Fatalf("RecordBatch = %+v, %v; want a new incident", res, err)
+			}
+			if tt.joinChan != "" || tt.joinEscal != "" {
+				b := batch(group+"-2", "prom", group, oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+				b.Channel, b.Escalation = tt.joinChan, tt.joinEscal
+				joined, err := db.RecordBatch(t.Context(), b)
+				if err != nil || joined.IncidentID != res.IncidentID {
+					t.Fatalf("second batch: %+v, %v; want to join incident %d", joined, err, res.IncidentID)
+				}
+			}
+			inc, err := db.Incident(t.Context(), res.IncidentID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if inc.Channel != tt.wantChan || inc.Escalation != tt.wantEscal {
+				t.Errorf("incident in channel %q with escalation %q, want %q and %q",
+					inc.Channel, inc.Escalation, tt.wantChan, tt.wantEscal)
+			}
+		})
+	}
+
+	b := batch("bad-route", "prom", "g", oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+	b.Channel = "C0\x00"
+	if _, err := db.RecordBatch(t.Context(), b); !errors.Is(err, ErrInvalidText) {
+		t.Errorf("RecordBatch with a NUL in the channel: %v, want ErrInvalidText", err)
 	}
 }
