@@ -107,6 +107,9 @@ work. Included by the Deployment, so every install and upgrade runs it.
 {{- if and .Values.nats.existingSecret (not .Values.nats.existingSecretKey) }}
 {{- fail "nats.existingSecret is set but nats.existingSecretKey is empty: name the key that holds NATS_URL." }}
 {{- end }}
+{{- if and (include "oncall.externalNats" .) (lt (int .Values.nats.replicas) 1) }}
+{{- fail (printf "nats.replicas is %v: the ALERTS and NOTIFY streams need at least 1 replica (3 on a three-server cluster)." .Values.nats.replicas) }}
+{{- end }}
 {{- end }}
 
 {{/*
