@@ -33,12 +33,33 @@ func newPacer(limit rate.Limit, burst, maxChannels int) *pacer {
 	return &pacer{limit: limit, burst: burst, max: maxChannels, channels: map[string]*rate.Limiter{}}
 }
 
-// wait blocks until a message may be posted to channel, or ctx is done.
+// maxPaceWait is the longest wait for a channel's bucket inside a sync;
+// longer waits are left to the queue (see wait).
+const maxPaceWait = 250 * time.Millisecond
+
+// wait returns when a message may be posted to channel. When the channel's
+// bucket has no room for a while, it returns a *RetryAfterError instead:
+// the queue retries the sync then, and the worker is free meanwhile, so a
+// storm of incidents in one channel does not hold up pages in the others.
 func (p *pacer) wait(ctx context.Context, channel string) error {
-	if err := p.limiter(channel).Wait(ctx); err != nil {
-		return fmt.Errorf("pace messages to Slack channel %s: %w", channel, err)
+	r := p.limiter(channel).Reserve()
+	d := r.Delay()
+	if d > maxPaceWait {
+		r.Cancel()
+		return &RetryAfterError{RetryAfter: d, Err: fmt.Errorf("pace messages to Slack channel %s", channel)}
 	}
-	return nil
+	if d <= 0 {
+		return nil
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		r.Cancel()
+		return fmt.Errorf("pace messages to Slack channel %s: %w", channel, ctx.Err())
+	}
 }
 
 // limiter returns the channel's bucket, making room for it if needed.
