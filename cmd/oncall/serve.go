@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/bot"
 	"github.com/oncallbot/oncall/config"
 	"github.com/oncallbot/oncall/escalation"
@@ -99,6 +100,10 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if !slackOn {
+		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
+	}
+	integs := cfg.OncallIntegrations()
 
 	q, err := queue.Open(ctx, queue.Options{URL: o.NATSURL, DataDir: o.DataDir, Replicas: o.NATSReplicas, Logger: log})
 	if err != nil {
@@ -113,7 +118,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	// Leave room for the message headers within the server's limit.
 	maxBatch := integrations.WithMaxBatchBytes(q.MaxPayload() - 4<<10)
-	integrations.NewHandler(cfg.OncallIntegrations(), q, log, reg, maxBatch).Register(mux)
+	integrations.NewHandler(integs, q, log, reg, maxBatch).Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -140,12 +145,12 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("listening", "addr", ln.Addr().String(), "integrations", len(cfg.OncallIntegrations()))
+	log.Info("listening", "addr", ln.Addr().String(), "integrations", len(integs))
 	if o.onListen != nil {
 		o.onListen(ln.Addr())
 	}
 
-	d, err := connectDatabase(ctx, o.DatabaseURL, cfg, log)
+	d, err := connectDatabase(ctx, o.DatabaseURL, integs, log)
 	if err != nil {
 		shutdownHTTP(srv, log)
 		if ctx.Err() != nil {
@@ -181,8 +186,6 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 				}
 			})
 		}
-	} else {
-		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
 	}
 	if err == nil {
 		consume("alert processor", func() error { return q.ConsumeAlerts(ctx, svc.Process) })
@@ -223,7 +226,7 @@ func slackConfigured(c bot.Config) (bool, error) {
 // connectDatabase waits for the database, migrates it and loads the
 // integrations from the config. It retries with backoff until ctx is done:
 // meanwhile ingest keeps accepting alerts into the queue.
-func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *slog.Logger) (*storage.DB, error) {
+func connectDatabase(ctx context.Context, url string, integs []oncall.Integration, log *slog.Logger) (*storage.DB, error) {
 	// Open only parses the URL and sets up the pool: an error here is a
 	// mistake in DATABASE_URL, not an outage, and waiting will not fix it.
 	db, err := storage.Open(ctx, url)
@@ -232,7 +235,7 @@ func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *s
 	}
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		err := prepareDatabase(ctx, db, cfg)
+		err := prepareDatabase(ctx, db, integs)
 		if err == nil {
 			if attempt > 1 {
 				log.Info("database reached", "attempts", attempt)
@@ -251,11 +254,11 @@ func connectDatabase(ctx context.Context, url string, cfg *config.Config, log *s
 }
 
 // prepareDatabase migrates db and loads the integrations of the config.
-func prepareDatabase(ctx context.Context, db *storage.DB, cfg *config.Config) error {
+func prepareDatabase(ctx context.Context, db *storage.DB, integs []oncall.Integration) error {
 	if err := db.Migrate(ctx); err != nil {
 		return err
 	}
-	return db.SyncIntegrations(ctx, cfg.OncallIntegrations())
+	return db.SyncIntegrations(ctx, integs)
 }
 
 func shutdownHTTP(srv *http.Server, log *slog.Logger) {
