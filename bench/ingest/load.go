@@ -106,15 +106,15 @@ func runLoad(ctx context.Context, t target, spec loadSpec) (loadResult, error) {
 	client := newClient(spec.concurrency)
 	defer client.CloseIdleConnections()
 	var (
-		seq      atomic.Int64
-		mu       sync.Mutex
-		total    loadResult
-		wg       sync.WaitGroup
-		start    = time.Now()
-		deadline = start.Add(spec.duration)
+		seq   atomic.Int64
+		mu    sync.Mutex
+		total loadResult
+		wg    sync.WaitGroup
 	)
 	self := processCPU(os.Getpid())
 	cpuBefore, selfBefore := measureCPU(t), self()
+	start := time.Now()
+	deadline := start.Add(spec.duration)
 	for range spec.concurrency {
 		wg.Go(func() {
 			var mine loadResult
