@@ -224,3 +224,29 @@ type Event struct {
 	Note       string
 	At         time.Time
 }
+
+// Shift is a span of time when one person is on call for a schedule.
+type Shift struct {
+	Schedule string `json:"schedule"`
+	// Person as the source names them: an email, a Slack id or @handle,
+	// or a name. Resolved to a user with the config's users.
+	Person string    `json:"person"`
+	Start  time.Time `json:"start"`
+	End    time.Time `json:"end"` // exclusive
+	// Source: "calendar", "rotation", "overrides" (the overrides calendar)
+	// or "override" (made in Slack, stored in Postgres).
+	Source string `json:"source"`
+}
+
+// Override puts Person on call for a schedule from Start to End, above
+// every calendar and rotation: a swap or a take-over made in Slack.
+type Override struct {
+	ID        int64
+	Schedule  string
+	Person    string // a config user reference: email or Slack id
+	Start     time.Time
+	End       time.Time
+	CreatedBy Actor
+	Reason    string
+	CreatedAt time.Time
+}
