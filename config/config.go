@@ -67,20 +67,30 @@ func (r NotifyRule) MarshalYAML() (any, error) {
 	return map[string]Duration{"wait": r.Wait}, nil
 }
 
-// Schedule says who is on call when. Exactly one of ICal, File and Rotation
-// is set.
+// Schedule says who is on call when. Exactly one of ICal, File, Rotation
+// and Rotations is set. Rotations is follow-the-sun: several rotations,
+// each with its daily window.
 type Schedule struct {
 	Name string `yaml:"name"`
 	ICal string `yaml:"ical,omitempty"` // http(s) URL of an iCal feed
 	// File is an iCal file; a relative path is resolved against the
 	// directory of the config file.
-	File          string    `yaml:"file,omitempty"`
-	OverridesICal string    `yaml:"overrides_ical,omitempty"`
-	Channel       string    `yaml:"channel,omitempty"`   // Slack channel id for handoff announcements
-	Usergroup     string    `yaml:"usergroup,omitempty"` // Slack user group id kept equal to who is on call
-	Timezone      string    `yaml:"timezone,omitempty"`  // empty means Config.Timezone
-	Rotation      *Rotation `yaml:"rotation,omitempty"`
-	Line          int       `yaml:"-"`
+	File          string     `yaml:"file,omitempty"`
+	OverridesICal string     `yaml:"overrides_ical,omitempty"`
+	Channel       string     `yaml:"channel,omitempty"`   // Slack channel id for handoff announcements
+	Usergroup     string     `yaml:"usergroup,omitempty"` // Slack user group id kept equal to who is on call
+	Timezone      string     `yaml:"timezone,omitempty"`  // empty means Config.Timezone
+	Rotation      *Rotation  `yaml:"rotation,omitempty"`
+	Rotations     []Rotation `yaml:"rotations,omitempty"`
+	Line          int        `yaml:"-"`
+}
+
+// AllRotations returns the schedule's rotations, from either form.
+func (s Schedule) AllRotations() []Rotation {
+	if s.Rotation != nil {
+		return append([]Rotation{*s.Rotation}, s.Rotations...)
+	}
+	return s.Rotations
 }
 
 // HandoffLayout is the layout of Rotation.Handoff: a local time in the
@@ -93,7 +103,40 @@ type Rotation struct {
 	Users   []string `yaml:"users"` // user emails or Slack ids
 	Shift   Duration `yaml:"shift"`
 	Handoff string   `yaml:"handoff"` // HandoffLayout
-	Line    int      `yaml:"-"`
+	// Window limits the rotation to a daily local window, "08:00-16:00"
+	// (the end may be before the start to cross midnight); empty: all day.
+	Window string `yaml:"window,omitempty"`
+	Line   int    `yaml:"-"`
+}
+
+// ParseWindow reads a daily window "HH:MM-HH:MM" as offsets from local
+// midnight.
+func ParseWindow(s string) (start, end time.Duration, err error) {
+	from, to, ok := strings.Cut(s, "-")
+	if !ok {
+		return 0, 0, fmt.Errorf("window %q: use HH:MM-HH:MM, such as 08:00-16:00", s)
+	}
+	clock := func(v string) (time.Duration, error) {
+		v = strings.TrimSpace(v)
+		if v == "24:00" {
+			return 24 * time.Hour, nil
+		}
+		t, err := time.Parse("15:04", v)
+		if err != nil {
+			return 0, fmt.Errorf("window %q: %q is not a time such as 08:00", s, v)
+		}
+		return time.Duration(t.Hour())*time.Hour + time.Duration(t.Minute())*time.Minute, nil
+	}
+	if start, err = clock(from); err != nil {
+		return 0, 0, err
+	}
+	if end, err = clock(to); err != nil {
+		return 0, 0, err
+	}
+	if start == end {
+		return 0, 0, fmt.Errorf("window %q is empty", s)
+	}
+	return start, end, nil
 }
 
 // EscalationChain is the ordered steps taken for an incident until someone

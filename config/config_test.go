@@ -444,3 +444,62 @@ func TestSyntaxErrorLines(t *testing.T) {
 		})
 	}
 }
+
+func TestFollowTheSun(t *testing.T) {
+	data := `timezone: Europe/Berlin
+users:
+  - email: alice@example.com
+  - email: bob@example.com
+schedules:
+  - name: sun
+    rotations:
+      - users: [alice@example.com]
+        shift: 24h
+        handoff: 2026-01-05T00:00:00
+        window: "08:00-20:00"
+      - users: [bob@example.com]
+        shift: 24h
+        handoff: 2026-01-05T00:00:00
+        window: "20:00-08:00"
+      - users: [bob@example.com]
+        shift: 24h
+        handoff: 2026-01-05T00:00:00
+        window: "8 to 5"
+integrations:
+  - {name: a, kind: webhook, token: 0123456789abcdef, channel: C0A}
+`
+	_, err := Parse("sun.yaml", []byte(data), lookup(nil))
+	want := `sun.yaml:19: window "8 to 5": use HH:MM-HH:MM, such as 08:00-16:00`
+	if fmt.Sprint(err) != want {
+		t.Fatalf("got %v, want %s", err, want)
+	}
+	c, err := Parse("sun.yaml", []byte(strings.Replace(data, `"8 to 5"`, `"08:00-09:00"`, 1)), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(c.Schedules[0].AllRotations()); got != 3 {
+		t.Errorf("%d rotations, want 3", got)
+	}
+}
+
+func TestParseWindow(t *testing.T) {
+	tests := []struct {
+		in         string
+		start, end time.Duration
+		ok         bool
+	}{
+		{"08:00-16:00", 8 * time.Hour, 16 * time.Hour, true},
+		{"22:30-06:15", 22*time.Hour + 30*time.Minute, 6*time.Hour + 15*time.Minute, true},
+		{"00:00-24:00", 0, 24 * time.Hour, true},
+		{"08:00-08:00", 0, 0, false},
+		{"8-16", 0, 0, false},
+		{"08:00", 0, 0, false},
+		{"25:00-26:00", 0, 0, false},
+	}
+	for _, tt := range tests {
+		start, end, err := ParseWindow(tt.in)
+		if (err == nil) != tt.ok || (tt.ok && (start != tt.start || end != tt.end)) {
+			t.Errorf("ParseWindow(%q) = %s, %s, %v; want %s, %s, ok %v", tt.in, start, end, err, tt.start, tt.end, tt.ok)
+		}
+	}
+}

@@ -150,6 +150,11 @@ func (d *decoder) schedule(n *yaml.Node) Schedule {
 		"usergroup":      d.str(&s.Usergroup),
 		"timezone":       d.str(&s.Timezone),
 		"rotation":       func(_ string, v *yaml.Node) { s.Rotation = d.rotation(v) },
+		"rotations": d.list(func(e *yaml.Node) {
+			if r := d.rotation(e); r != nil {
+				s.Rotations = append(s.Rotations, *r)
+			}
+		}),
 	})
 	what := label("schedule", s.Name)
 	if d.need(s.Line, what, found, "name", s.Name == "") {
@@ -159,17 +164,17 @@ func (d *decoder) schedule(n *yaml.Node) Schedule {
 	for _, src := range []struct {
 		key string
 		set bool
-	}{{"ical", s.ICal != ""}, {"file", s.File != ""}, {"rotation", s.Rotation != nil}} {
+	}{{"ical", s.ICal != ""}, {"file", s.File != ""}, {"rotation", s.Rotation != nil}, {"rotations", len(s.Rotations) > 0}} {
 		if d.given(found, src.key, src.set) {
 			sources = append(sources, src.key)
 		}
 	}
 	switch len(sources) {
 	case 0:
-		d.errorf(s.Line, "%s: one of ical, file or rotation is required", what)
+		d.errorf(s.Line, "%s: one of ical, file, rotation or rotations is required", what)
 	case 1:
 	default:
-		d.errorf(s.Line, "%s: use only one of ical, file or rotation, not %s", what, strings.Join(sources, " and "))
+		d.errorf(s.Line, "%s: use only one of ical, file, rotation or rotations, not %s", what, strings.Join(sources, " and "))
 	}
 	d.checkURL(found, "ical", s.ICal)
 	d.checkURL(found, "overrides_ical", s.OverridesICal)
@@ -192,6 +197,7 @@ func (d *decoder) rotation(n *yaml.Node) *Rotation {
 		"users":   d.refs(&r.Users, refUser),
 		"shift":   d.duration(&r.Shift),
 		"handoff": d.str(&r.Handoff),
+		"window":  d.str(&r.Window),
 	})
 	if d.failed[e] {
 		return nil
@@ -203,6 +209,11 @@ func (d *decoder) rotation(n *yaml.Node) *Rotation {
 	if d.need(r.Line, "rotation", found, "handoff", r.Handoff == "") {
 		if _, err := time.Parse(HandoffLayout, r.Handoff); err != nil {
 			d.errorf(found.line("handoff", r.Line), "handoff: invalid time %q (use a local time such as 2026-01-05T09:00:00)", r.Handoff)
+		}
+	}
+	if r.Window != "" {
+		if _, _, err := ParseWindow(r.Window); err != nil {
+			d.errorf(found.line("window", r.Line), "%v", err)
 		}
 	}
 	return r
