@@ -25,6 +25,8 @@ Usage:
   oncall serve   [--config FILE] [--listen ADDR] [--data-dir DIR]
   oncall migrate
   oncall config check FILE
+  oncall who [--schedule NAME] [--at RFC3339]
+  oncall schedule shifts (--schedule NAME | --ics FILE) --from T --to T [--tz ZONE] [--json]
   oncall version
   oncall dev     [--config FILE] [--listen ADDR]   (throwaway Postgres + embedded NATS, for trying it out)
 
@@ -71,6 +73,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookup en
 		err = runMigrate(ctx, args[1:], stdout, stderr, lookup)
 	case "config":
 		return runConfig(args[1:], stdout, stderr, lookup)
+	case "who":
+		err = runWho(ctx, args[1:], stdout, stderr, lookup, log)
+	case "schedule":
+		if len(args) < 2 || args[1] != "shifts" {
+			fmt.Fprintln(stderr, "usage: oncall schedule shifts (--schedule NAME | --ics FILE) --from T --to T [--tz ZONE] [--json]")
+			return 2
+		}
+		err = runScheduleShifts(ctx, args[2:], stdout, stderr, lookup, log)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "oncall", version)
 		return 0
