@@ -45,6 +45,23 @@ type Config struct {
 	// APIURL is the Web API base URL; default Slack's. For proxies and tests.
 	APIURL string
 	Logger *slog.Logger
+
+	// Schedules answers /oncall who, schedule and me, and is checked by
+	// swaps and overrides (schedule.Service). Nil: those commands answer
+	// that no schedules are configured.
+	Schedules Schedules
+	// Overrides keeps the overrides made in Slack by /oncall swap and
+	// /oncall override (storage.DB). Nil: those commands are unavailable.
+	Overrides Overrides
+	// Users are the config's users: they map the people schedules name to
+	// Slack users.
+	Users []UserRef
+	// Admins are the Slack user ids of the people who may give away and
+	// cancel anyone's shifts.
+	Admins []string
+	// ScheduleChannels maps a schedule to the Slack channel id that gets
+	// a note of its swaps and overrides; schedules without one get none.
+	ScheduleChannels map[string]string
 }
 
 // IncidentService applies people's actions to incidents
@@ -60,7 +77,8 @@ type Store interface {
 	Incident(ctx context.Context, id int64) (oncall.Incident, error)
 	SlackMessage(ctx context.Context, incidentID int64) (storage.SlackMessage, bool, error)
 	SaveSlackMessage(ctx context.Context, m storage.SlackMessage) error
-	UnpostedEvents(ctx context.Context, incidentID int64) ([]oncall.Event, error)
+	UnpostedEvents(ctx context.Context, incidentID int64) ([]storage.UnpostedEvent, error)
+	ClaimEventPost(ctx context.Context, eventID int64) error
 	MarkEventPosted(ctx context.Context, eventID int64, ts string) error
 	WithIncidentLock(ctx context.Context, incidentID int64, fn func(ctx context.Context) error) error
 }
@@ -74,6 +92,7 @@ type Bot struct {
 	sem       chan struct{} // one slot per envelope being handled
 	pacer     *pacer        // paces posts per channel
 	now       func() time.Time
+	sched     scheduling // schedules, swaps and overrides (schedules.go)
 }
 
 // New returns a Bot. Both tokens are required: without them there is no
@@ -110,7 +129,7 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		}
 		opts = append(opts, slack.OptionAPIURL(u))
 	}
-	return &Bot{
+	b := &Bot{
 		api:       slack.New(cfg.BotToken, opts...),
 		incidents: incidents,
 		store:     store,
@@ -118,7 +137,9 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		sem:       make(chan struct{}, maxHandlers),
 		pacer:     newPacer(postRate, postBurst, maxPacedChannels),
 		now:       time.Now,
-	}, nil
+	}
+	b.sched = newScheduling(cfg, b.api, func() time.Time { return b.now() }, log)
+	return b, nil
 }
 
 // Run checks the bot token, connects to Slack over Socket Mode and handles
@@ -195,16 +216,35 @@ func (b *Bot) dispatch(ctx context.Context, client *socketmode.Client, evt socke
 	case socketmode.EventTypeDisconnect:
 		b.log.Info("Slack asked to reconnect")
 	case socketmode.EventTypeInteractive:
+		cb, ok := evt.Data.(slack.InteractionCallback)
+		if ok && cb.Type == slack.InteractionTypeViewSubmission {
+			// The answer to a modal's submission rides on the ack: it is
+			// made in a handler, within Slack's 3 seconds.
+			req := evt.Request
+			b.spawn(ctx, handlers, func(ctx context.Context) {
+				reply, work := b.handleViewSubmission(ctx, cb)
+				b.ack(ctx, client, req, reply)
+				if work != nil {
+					work(ctx)
+				}
+			})
+			return
+		}
 		b.ack(ctx, client, evt.Request, nil)
-		if cb, ok := evt.Data.(slack.InteractionCallback); ok {
+		if ok {
 			b.spawn(ctx, handlers, func(ctx context.Context) { b.handleInteraction(ctx, cb) })
 		}
 	case socketmode.EventTypeSlashCommand:
-		var reply any
-		if cmd, ok := evt.Data.(slack.SlashCommand); ok {
-			reply = slashReply(cmd)
+		cmd, ok := evt.Data.(slack.SlashCommand)
+		if !ok {
+			b.ack(ctx, client, evt.Request, nil)
+			return
 		}
+		reply, work := b.slashCommand(cmd)
 		b.ack(ctx, client, evt.Request, reply)
+		if work != nil {
+			b.spawn(ctx, handlers, work)
+		}
 	case socketmode.EventTypeEventsAPI:
 		b.ack(ctx, client, evt.Request, nil) // no events are subscribed to yet
 	case socketmode.EventTypeErrorBadMessage:

@@ -84,10 +84,42 @@ func (c *clock) Advance(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
+// crashingStore is the database the bot uses, except that MarkEventPosted
+// can be made to fail, as if the process died after Slack took a thread
+// reply and before its ts was saved.
+type crashingStore struct {
+	*storage.DB
+	mu        sync.Mutex
+	failMarks int // the next failMarks calls of MarkEventPosted fail
+}
+
+var errCrash = errors.New("crashed before saving the ts")
+
+func (s *crashingStore) MarkEventPosted(ctx context.Context, eventID int64, ts string) error {
+	s.mu.Lock()
+	crash := s.failMarks > 0
+	if crash {
+		s.failMarks--
+	}
+	s.mu.Unlock()
+	if crash {
+		return errCrash
+	}
+	return s.DB.MarkEventPosted(ctx, eventID, ts)
+}
+
+// crashBeforeSavingTS makes the next n saves of an event's ts fail.
+func (s *crashingStore) crashBeforeSavingTS(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failMarks = n
+}
+
 type harness struct {
 	t     *testing.T
 	fake  *fakeslack.Server
 	db    *storage.DB
+	store *crashingStore // db as the bot sees it
 	bot   *bot.Bot
 	svc   *syncingService
 	clock *clock
@@ -121,12 +153,13 @@ func newHarness(t *testing.T) *harness {
 		logOut = os.Stderr
 	}
 	svc := &syncingService{db: db, done: make(chan error, 16)}
+	store := &crashingStore{DB: db}
 	b, err := bot.New(bot.Config{
 		BotToken: fake.BotToken(),
 		AppToken: fake.AppToken(),
 		APIURL:   fake.APIURL(),
 		Logger:   slog.New(slog.NewTextHandler(logOut, nil)),
-	}, svc, db)
+	}, svc, store)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +177,7 @@ func newHarness(t *testing.T) *harness {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	return &harness{t: t, fake: fake, db: db, bot: b, svc: svc, clock: clk}
+	return &harness{t: t, fake: fake, db: db, store: store, bot: b, svc: svc, clock: clk}
 }
 
 // record stores a batch of one alert of the group, as the processor does.

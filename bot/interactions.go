@@ -23,6 +23,9 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		return
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
+		if b.handleScheduleAction(ctx, cb, a) {
+			continue
+		}
 		b.handleAction(ctx, cb, a)
 	}
 }
@@ -130,6 +133,14 @@ func helpText(command string) string {
 			"Every change is recorded in the message's thread.",
 		"",
 		"*Commands*",
+		"• `" + command + " who [schedule]`: who is on call now, and next",
+		"• `" + command + " schedule [schedule]`: the next 7 days of a schedule",
+		"• `" + command + " me`: your next shifts",
+		"• `" + command + " swap`: give one of your shifts to a colleague, who accepts or declines",
+		"• `" + command + " override &lt;schedule&gt; &lt;from&gt; &lt;to&gt;`: take a time range yourself (alone: a dialog)",
+		"• `" + command + " overrides [schedule]`: the upcoming overrides, to cancel one",
 		"• `" + command + " help`: this help",
+		"",
+		"Times are shown in your Slack time zone; times you type are read in it.",
 	}, "\n")
 }

@@ -45,15 +45,21 @@ const (
 	historyLead  = time.Minute
 )
 
+// maxReplyPages bounds the pages of a thread (of historyLimit replies)
+// searched for a reply whose ts was not saved.
+const maxReplyPages = 5
+
 // SyncIncident brings the incident's Slack message up to date: it posts the
 // message if there is none yet, posts a thread reply for each new event,
 // then updates the message if what it shows has changed. Replicas may call
 // it for the same incident at once; a lock on the incident serializes them.
 //
-// A post is claimed in the database before chat.postMessage (a message
-// saved without a ts). A sync that finds a claim looks for the message in
-// the channel's recent history by its metadata before it posts, so a crash
-// between the post and saving its ts does not post the incident twice.
+// A post is claimed in the database before chat.postMessage: a message
+// saved without a ts, an event's thread reply marked claimed. A sync that
+// finds a claim looks for the post by its metadata before it posts again
+// (the message in the channel's recent history, the reply in the message's
+// thread), so a crash between a post and saving its ts does not post it
+// twice.
 //
 // Updates of a busy incident are coalesced: one that changes neither the
 // status nor the escalations (counts, labels, the source's message) waits
@@ -188,10 +194,12 @@ func (b *Bot) findPosted(ctx context.Context, inc oncall.Incident, channel strin
 // isIncidentMessage says whether a message's metadata marks it as the
 // message of the incident.
 func isIncidentMessage(meta slack.SlackMetadata, id int64) bool {
-	if meta.EventType != metadataEventType {
-		return false
-	}
-	switch v := meta.EventPayload["incident_id"].(type) {
+	return meta.EventType == metadataEventType && payloadIDIs(meta.EventPayload["incident_id"], id)
+}
+
+// payloadIDIs says whether an id read from a metadata payload is id.
+func payloadIDIs(v any, id int64) bool {
+	switch v := v.(type) {
 	case float64: // JSON numbers; ids stay below 2^53
 		return v == float64(id)
 	case string:
@@ -269,9 +277,11 @@ func (b *Bot) send(ctx context.Context, inc oncall.Incident, call func(blocks []
 // was deleted in Slack gets a new message. It returns the message the
 // thread is under.
 //
-// A reply posted just before a crash is posted again by the next sync: each
-// reply carries its event in its metadata (event_type oncall_event) so that
-// conversations.replies could tell, but nothing looks yet.
+// Each reply is claimed in the database before chat.postMessage, and
+// carries its event in its metadata (event_type oncall_event). A sync that
+// finds a claimed event looks for its reply in the thread before it posts,
+// so a crash between the post and saving its ts does not post the reply
+// twice.
 func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) (storage.SlackMessage, error) {
 	events, err := b.store.UnpostedEvents(ctx, inc.ID)
 	if err != nil {
@@ -279,17 +289,9 @@ func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.S
 	}
 	for _, ev := range events {
 		ts := msg.TS
-		if text, ok := eventText(inc, ev); ok {
-			ts, err = b.postReply(ctx, msg, ev, text)
-			if slackErrorIs(err, "thread_not_found") {
-				b.log.Warn("incident message gone from Slack; posting it again", "incident", inc.ID, "ts", msg.TS)
-				if msg, err = b.postMessage(ctx, inc, msg); err != nil {
-					return msg, err
-				}
-				ts, err = b.postReply(ctx, msg, ev, text)
-			}
-			if err != nil {
-				return msg, slackError(fmt.Sprintf("post %s event %d of incident %d to Slack", ev.Kind, ev.ID, inc.ID), err)
+		if text, ok := eventText(inc, ev.Event); ok {
+			if msg, ts, err = b.replyOnce(ctx, inc, msg, ev, text); err != nil {
+				return msg, err
 			}
 		}
 		if err := b.store.MarkEventPosted(ctx, ev.ID, ts); err != nil {
@@ -299,9 +301,79 @@ func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.S
 	return msg, nil
 }
 
+// replyOnce returns the ts of the event's thread reply: the one an
+// interrupted sync posted for a claimed event, if the thread has it, else
+// a new one. A failure to read the thread posts: a reply shown twice is
+// better than none. It returns the message the thread is under, posted
+// again if it was deleted in Slack.
+func (b *Bot) replyOnce(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage, ev storage.UnpostedEvent,
+	text string) (storage.SlackMessage, string, error) {
+	if ev.Claimed {
+		ts, err := b.findReply(ctx, msg, ev.Event)
+		if err != nil {
+			b.log.Warn("cannot tell whether an interrupted sync posted the thread reply of an event; posting it",
+				"incident", inc.ID, "event", ev.ID, "kind", ev.Kind, "err", err)
+		}
+		if ts != "" {
+			b.log.Info("found the thread reply an interrupted sync posted", "incident", inc.ID, "event", ev.ID, "ts", ts)
+			return msg, ts, nil
+		}
+	}
+	ts, err := b.postReply(ctx, msg, ev.Event, text)
+	if slackErrorIs(err, "thread_not_found") {
+		b.log.Warn("incident message gone from Slack; posting it again", "incident", inc.ID, "ts", msg.TS)
+		if msg, err = b.postMessage(ctx, inc, msg); err != nil {
+			return msg, "", err
+		}
+		ts, err = b.postReply(ctx, msg, ev.Event, text)
+	}
+	if err != nil {
+		return msg, "", slackError(fmt.Sprintf("post %s event %d of incident %d to Slack", ev.Kind, ev.ID, inc.ID), err)
+	}
+	return msg, ts, nil
+}
+
+// findReply returns the ts of the event's reply in the thread of msg, ""
+// if it is not there. It reads the replies posted since historyLead before
+// the event, at most maxReplyPages pages of them.
+func (b *Bot) findReply(ctx context.Context, msg storage.SlackMessage, ev oncall.Event) (string, error) {
+	params := &slack.GetConversationRepliesParameters{ChannelID: msg.Channel, Timestamp: msg.TS, Limit: historyLimit,
+		IncludeAllMetadata: true}
+	if !ev.At.IsZero() {
+		params.Oldest = slackTS(ev.At.Add(-historyLead))
+	}
+	for range maxReplyPages {
+		replies, more, cursor, err := b.api.GetConversationRepliesContext(ctx, params)
+		if err != nil {
+			return "", slackError(fmt.Sprintf("read the thread of message %s in Slack channel %s", msg.TS, msg.Channel), err)
+		}
+		for _, m := range replies {
+			if m.Timestamp != msg.TS && isEventReply(m.Metadata, ev.ID) {
+				return m.Timestamp, nil
+			}
+		}
+		if !more || cursor == "" {
+			return "", nil
+		}
+		params.Cursor = cursor
+	}
+	return "", fmt.Errorf("no reply of event %d in the first %d pages of the thread of message %s in Slack channel %s",
+		ev.ID, maxReplyPages, msg.TS, msg.Channel)
+}
+
+// isEventReply says whether a message's metadata marks it as the thread
+// reply of the event.
+func isEventReply(meta slack.SlackMetadata, eventID int64) bool {
+	return meta.EventType == eventMetadataType && payloadIDIs(meta.EventPayload["event_id"], eventID)
+}
+
 // postReply posts an event's thread reply under msg and returns its ts.
+// The reply is claimed first (see postEvents).
 func (b *Bot) postReply(ctx context.Context, msg storage.SlackMessage, ev oncall.Event, text string) (string, error) {
 	if err := b.pacer.wait(ctx, msg.Channel); err != nil {
+		return "", err
+	}
+	if err := b.store.ClaimEventPost(ctx, ev.ID); err != nil {
 		return "", err
 	}
 	meta := slack.SlackMetadata{EventType: eventMetadataType,

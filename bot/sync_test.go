@@ -2,7 +2,9 @@ package bot_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -13,6 +15,7 @@ import (
 
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/bot"
+	"github.com/oncallbot/oncall/internal/fakeslack"
 	"github.com/oncallbot/oncall/storage"
 )
 
@@ -106,6 +109,150 @@ func TestSyncAfterCrashBeforeSavingTheTS(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSyncAfterCrashBeforeSavingTheReplyTS plays a sync that died between
+// posting an event's thread reply and saving its ts: the reply may be in
+// Slack, and the database holds only the claim of the post.
+func TestSyncAfterCrashBeforeSavingTheReplyTS(t *testing.T) {
+	const ackReply = "Acknowledged by <@U0ALICE>"
+	tests := []struct {
+		name string
+		// crash leaves the acknowledged event of incident id claimed
+		// with its reply maybe posted.
+		crash        func(h *harness, id, event int64)
+		repliesFail  bool
+		wantAckReply int // replies saying who acknowledged, after the sync
+		wantPages    int // conversations.replies calls
+	}{
+		{"posted before the crash", crashingSync, false, 1, 1},
+		{"claimed, not posted", func(h *harness, _, event int64) {
+			if err := h.db.ClaimEventPost(h.t.Context(), event); err != nil {
+				h.t.Fatal(err)
+			}
+		}, false, 1, 1},
+		{"posted on the second page of a busy thread", func(h *harness, id, event int64) {
+			// The channel talks in the thread before the crashed sync
+			// posts: its reply is the 201st.
+			m := h.message(id)
+			for i := range 200 {
+				h.postAs(m.Channel, fmt.Sprint("looking ", i), slack.MsgOptionTS(m.TS))
+			}
+			crashingSync(h, id, event)
+		}, false, 1, 2},
+		// Without the thread the bot cannot tell, and posts: a reply shown
+		// twice is better than none.
+		{"thread unreadable", crashingSync, true, 2, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newHarness(t)
+			ctx := t.Context()
+			id := h.record("crash-reply", oncall.AlertFiring)
+			h.sync(id)
+			if _, _, err := h.db.Transition(ctx, id, oncall.ActionAcknowledge, oncall.SlackActor("U0ALICE"), ""); err != nil {
+				t.Fatal(err)
+			}
+			unposted, err := h.db.UnpostedEvents(ctx, id)
+			if err != nil || len(unposted) != 1 || unposted[0].Kind != oncall.EventAcknowledged {
+				t.Fatalf("unposted events %+v, %v; want the acknowledged one", unposted, err)
+			}
+			ack := unposted[0]
+
+			tt.crash(h, id, ack.ID)
+			if evs, err := h.db.UnpostedEvents(ctx, id); err != nil || len(evs) != 1 || !evs[0].Claimed {
+				t.Fatalf("after the crash: unposted events %+v, %v; want the acknowledged one, claimed", evs, err)
+			}
+			// Decoys: a reply of another event, and someone's reply.
+			m := h.message(id)
+			h.postAs(m.Channel, ackReply, slack.MsgOptionTS(m.TS), slack.MsgOptionMetadata(slack.SlackMetadata{
+				EventType: "oncall_event", EventPayload: map[string]any{"incident_id": id, "event_id": ack.ID + 1}}))
+			h.postAs(m.Channel, "on it", slack.MsgOptionTS(m.TS))
+			if tt.repliesFail {
+				h.fake.FailNextError("conversations.replies", 1, "internal_error")
+			}
+			before := len(h.fake.CallLog())
+
+			h.sync(id)
+			var got int
+			for _, r := range h.fake.State().Replies(m.Channel, m.TS) {
+				if r.Text == ackReply && isEventReply(t, r, ack.ID) {
+					got++
+				}
+			}
+			if got != tt.wantAckReply {
+				t.Errorf("%d replies of the acknowledged event, want %d", got, tt.wantAckReply)
+			}
+			if evs, err := h.db.UnpostedEvents(ctx, id); err != nil || len(evs) != 0 {
+				t.Errorf("unposted events after the sync: %+v, %v", evs, err)
+			}
+
+			// The search: the thread of the incident's message, with
+			// metadata, from a minute before the event.
+			var pages int
+			for _, c := range h.fake.CallLog()[before:] {
+				if c.Method != "conversations.replies" {
+					continue
+				}
+				pages++
+				oldest, err := strconv.ParseFloat(c.Params["oldest"], 64)
+				at := float64(ack.At.Unix())
+				if c.Params["channel"] != m.Channel || c.Params["ts"] != m.TS || c.Params["include_all_metadata"] != "1" ||
+					err != nil || oldest < at-61 || oldest > at-59 {
+					t.Errorf("conversations.replies %v, want the thread %s of %s with metadata, oldest a minute before %.0f",
+						c.Params, m.TS, m.Channel, at)
+				}
+			}
+			if pages != tt.wantPages {
+				t.Errorf("conversations.replies called %d times, want %d", pages, tt.wantPages)
+			}
+
+			// Settled: the next sync asks Slack nothing.
+			before = len(h.fake.CallLog())
+			h.sync(id)
+			if got := h.fake.CallLog()[before:]; len(got) != 0 {
+				t.Errorf("a sync after the recovery called Slack: %+v", got)
+			}
+		})
+	}
+}
+
+// crashingSync syncs the incident and dies after Slack took the reply of
+// the event, before its ts was saved.
+func crashingSync(h *harness, id, event int64) {
+	h.t.Helper()
+	h.store.crashBeforeSavingTS(1)
+	if err := h.bot.SyncIncident(h.t.Context(), id); !errors.Is(err, errCrash) {
+		h.t.Fatalf("sync that crashes: %v, want the crash", err)
+	}
+	m := h.message(id)
+	var posted int
+	for _, r := range h.fake.State().Replies(m.Channel, m.TS) {
+		if isEventReply(h.t, r, event) {
+			posted++
+		}
+	}
+	if posted != 1 {
+		h.t.Fatalf("the crashed sync posted %d replies of event %d, want 1", posted, event)
+	}
+}
+
+// isEventReply says whether the message's metadata names the event.
+func isEventReply(t *testing.T, m fakeslack.Message, event int64) bool {
+	t.Helper()
+	if m.Metadata == nil {
+		return false
+	}
+	var meta struct {
+		EventType    string `json:"event_type"`
+		EventPayload struct {
+			EventID int64 `json:"event_id"`
+		} `json:"event_payload"`
+	}
+	if err := json.Unmarshal(m.Metadata, &meta); err != nil {
+		t.Fatalf("metadata of %s: %v", m.TS, err)
+	}
+	return meta.EventType == "oncall_event" && meta.EventPayload.EventID == event
 }
 
 func TestUpdatesOfABusyIncidentAreCoalesced(t *testing.T) {
@@ -259,4 +406,16 @@ func TestPostsArePacedPerChannel(t *testing.T) {
 	if got := len(h.fake.State().TopLevel(channel)); got != 1 {
 		t.Errorf("%d messages in the channel, want 1", got)
 	}
+}
+
+// postAs posts to Slack as a person in the channel would (the fake tells
+// no one apart).
+func (h *harness) postAs(channel, text string, opts ...slack.MsgOption) string {
+	h.t.Helper()
+	api := slack.New(h.fake.BotToken(), slack.OptionAPIURL(h.fake.APIURL()))
+	_, ts, err := api.PostMessageContext(h.t.Context(), channel, append(opts, slack.MsgOptionText(text, false))...)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ts
 }

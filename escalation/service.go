@@ -66,6 +66,14 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 	if err != nil {
 		return fmt.Errorf("record batch %s of %q: %w", b.ID, b.Integration, err)
 	}
+	if res.UnknownIntegration {
+		what := "alert for an integration that is no longer configured; stored, not posted"
+		if b.Channel != "" {
+			what = "alert for an integration that is no longer configured; stored, posted only to the channel of its route"
+		}
+		s.log.Warn(what, "integration", b.Integration, "kind", b.Kind, "batch", b.ID, "incident", res.IncidentID,
+			"channel", b.Channel)
+	}
 	if res.IncidentID == 0 {
 		why := "resolved alert without an open incident"
 		if res.Stale {
@@ -75,7 +83,8 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 		return nil
 	}
 	s.log.Info("alert batch stored", "integration", b.Integration, "batch", b.ID, "incident", res.IncidentID,
-		"created", res.Created, "resolved", res.Resolved, "duplicate", res.Duplicate, "alerts", len(b.Alerts))
+		"created", res.Created, "resolved", res.Resolved, "duplicate", res.Duplicate, "stale", res.Stale,
+		"alerts", len(b.Alerts))
 	if err := s.notify.PublishIncidentChanged(ctx, res.IncidentID); err != nil {
 		return fmt.Errorf("announce incident %d: %w", res.IncidentID, err)
 	}

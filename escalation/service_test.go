@@ -1,11 +1,14 @@
 package escalation_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"os"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,11 +23,40 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
+// lockedBuffer is a log destination that goroutines share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// records returns the JSON log records written so far.
+func (b *lockedBuffer) records(t *testing.T) []map[string]any {
+	t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []map[string]any
+	for line := range strings.Lines(b.buf.String()) {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, rec)
+	}
+	return out
+}
+
 type harness struct {
-	db  *storage.DB
-	q   *queue.Queue
-	svc *escalation.Service
-	reg *prometheus.Registry
+	logs *lockedBuffer // the service's log, as JSON
+	db   *storage.DB
+	q    *queue.Queue
+	svc  *escalation.Service
+	reg  *prometheus.Registry
 	// announced receives every incident id published to NOTIFY.
 	announced chan int64
 }
@@ -44,14 +76,13 @@ func newHarness(t *testing.T) *harness {
 	if err := db.SyncIntegrations(ctx, []oncall.Integration{hook}); err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q, err := queue.Open(ctx, queue.Options{DataDir: t.TempDir(), Logger: log})
+	q, err := queue.Open(ctx, queue.Options{DataDir: t.TempDir(), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(q.Close)
-	h := &harness{db: db, q: q, reg: prometheus.NewRegistry(), announced: make(chan int64, 100)}
-	h.svc = escalation.NewService(db, q, log, h.reg)
+	h := &harness{logs: &lockedBuffer{}, db: db, q: q, reg: prometheus.NewRegistry(), announced: make(chan int64, 100)}
+	h.svc = escalation.NewService(db, q, slog.New(slog.NewJSONHandler(h.logs, nil)), h.reg)
 
 	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -193,5 +224,60 @@ func TestActAnnouncesEveryAction(t *testing.T) {
 
 	if _, err := h.svc.Act(ctx, 1<<40, oncall.ActionResolve, alice, ""); !errors.Is(err, oncall.ErrNotFound) {
 		t.Errorf("act on a missing incident: %v, want ErrNotFound", err)
+	}
+}
+
+// TestProcessOutOfTheOrdinary: batches that cannot do what they ask are
+// stored, announced and said so in the log, never refused.
+func TestProcessOutOfTheOrdinary(t *testing.T) {
+	h := newHarness(t)
+	ctx := t.Context()
+
+	// An integration removed from the config while its alert was queued.
+	retired := batch("gone-1", "disk", oncall.AlertFiring)
+	retired.Integration = "retired"
+	if err := h.svc.Process(ctx, retired); err != nil {
+		t.Fatalf("batch of an integration no longer configured: %v", err)
+	}
+	id := h.nextAnnounced(t)
+	inc, err := h.db.Incident(ctx, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.Integration != "retired" || inc.Channel != "" || inc.Status != oncall.StatusTriggered {
+		t.Errorf("incident of the retired integration: %s in channel %q, %s; want retired, no channel, triggered",
+			inc.Integration, inc.Channel, inc.Status)
+	}
+	var warned bool
+	for _, rec := range h.logs.records(t) {
+		if rec["level"] == "WARN" && rec["integration"] == "retired" &&
+			rec["msg"] == "alert for an integration that is no longer configured; stored, not posted" {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Error("no warning that the alert's integration is no longer configured")
+	}
+
+	// A resolve received before the latest firing alert of the incident
+	// (delivered late) leaves it open.
+	firing := batch("late-1", "cpu", oncall.AlertFiring)
+	if err := h.svc.Process(ctx, firing); err != nil {
+		t.Fatal(err)
+	}
+	open := h.nextAnnounced(t)
+	late := batch("late-0", "cpu", oncall.AlertResolved)
+	late.ReceivedAt = firing.ReceivedAt.Add(-time.Minute)
+	if err := h.svc.Process(ctx, late); err != nil {
+		t.Fatal(err)
+	}
+	if got := h.nextAnnounced(t); got != open {
+		t.Errorf("the late resolve announced incident %d, want %d", got, open)
+	}
+	if inc, err := h.db.Incident(ctx, open); err != nil || inc.Status != oncall.StatusTriggered || inc.AlertCount != 2 {
+		t.Errorf("after a late resolve: %s with %d alerts (%v), want triggered with 2", inc.Status, inc.AlertCount, err)
+	}
+	if c, err := h.processed("stale"); err != nil || c != 1 {
+		t.Errorf("oncall_alert_batches_processed_total{outcome=\"stale\"} = %v (%v), want 1", c, err)
 	}
 }

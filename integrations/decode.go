@@ -159,30 +159,41 @@ func (o object) uint(key string) (int, error) {
 // absent, null or empty.
 func (o object) stringMap(key string, maxValue int) (map[string]string, error) {
 	sub, ok, err := o.obj(key)
-	if err != nil || !ok || len(sub.members) == 0 {
+	if err != nil || !ok {
 		return nil, err
 	}
-	if len(sub.members) > maxMapEntries {
-		return nil, inputErrorf(sub.path, "more than %d entries", maxMapEntries)
+	return sanitizeStringMap(sub.path, sub.members, maxValue, func(k string, raw json.RawMessage) (string, error) {
+		return decodeString(sub.at(k), raw)
+	})
+}
+
+// sanitizeStringMap checks and sanitizes the members of the object at path
+// as stringMap describes; value decodes the value of member k. It returns
+// nil for no members.
+func sanitizeStringMap[V any](path string, members map[string]V, maxValue int, value func(k string, v V) (string, error)) (map[string]string, error) {
+	if len(members) == 0 {
+		return nil, nil
+	}
+	if len(members) > maxMapEntries {
+		return nil, inputErrorf(path, "more than %d entries", maxMapEntries)
 	}
 	// Sorted, so that keys that become equal once sanitized resolve the
 	// same way every time.
-	keys := make([]string, 0, len(sub.members))
-	for k := range sub.members {
+	keys := make([]string, 0, len(members))
+	for k := range members {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	m := make(map[string]string, len(keys))
 	for _, k := range keys {
-		path := sub.at(k)
 		if len(k) > maxKeyBytes {
-			return nil, inputErrorf(path, "key longer than %d bytes", maxKeyBytes)
+			return nil, inputErrorf(joinPath(path, k), "key longer than %d bytes", maxKeyBytes)
 		}
 		key := clean(k, maxKeyBytes)
 		if strings.TrimSpace(key) == "" {
-			return nil, inputErrorf(sub.path, "empty key")
+			return nil, inputErrorf(path, "empty key")
 		}
-		v, err := decodeString(path, sub.members[k])
+		v, err := value(k, members[k])
 		if err != nil {
 			return nil, err
 		}
@@ -231,4 +242,63 @@ func isIdentifier(s string) bool {
 // quoteShort quotes s for an error message, cut to a readable length.
 func quoteShort(s string) string {
 	return strconv.Quote(truncate(strings.ToValidUTF8(s, "\uFFFD"), 64))
+}
+
+// startsObject reports whether the first byte of body after whitespace
+// opens an object.
+func startsObject(body []byte) bool {
+	body = bytes.TrimLeft(body, " \t\r\n")
+	return len(body) > 0 && body[0] == '{'
+}
+
+// plainMembers reports whether decoding body, a valid JSON object, into a
+// struct whose JSON field names are names gives each field the member of
+// exactly that name, as the document parser would: no top-level member
+// name holds an escape, repeats one of names, or equals one of names only
+// case-insensitively (the way json.Unmarshal also matches fields). names
+// holds at most 64 names.
+func plainMembers(body []byte, names [][]byte) bool {
+	var seen uint64 // bit j: names[j] seen
+	depth := 0
+	atKey := false // the next string at depth 1 is a member name
+	for i := 0; i < len(body); i++ {
+		switch body[i] {
+		case '{':
+			depth++
+			atKey = depth == 1
+		case '[':
+			depth++
+		case '}', ']':
+			depth--
+		case ',':
+			atKey = depth == 1
+		case '"':
+			end, escaped := i+1, false
+			for ; end < len(body) && body[end] != '"'; end++ {
+				if body[end] == '\\' {
+					escaped = true
+					end++
+				}
+			}
+			if atKey {
+				if escaped {
+					return false
+				}
+				key := body[i+1 : min(end, len(body))]
+				for j, name := range names {
+					if bytes.Equal(key, name) {
+						if seen&(1<<j) != 0 {
+							return false
+						}
+						seen |= 1 << j
+					} else if bytes.EqualFold(key, name) {
+						return false
+					}
+				}
+				atKey = false
+			}
+			i = end
+		}
+	}
+	return true
 }

@@ -25,9 +25,11 @@ import (
 )
 
 // Publisher queues a batch durably: it returns nil only once the queue has
-// acknowledged it (a JetStream PubAck).
+// acknowledged it (a JetStream PubAck). data is the JSON encoding of the
+// oncall.AlertBatch whose ID is id and Kind is kind; the handler encodes
+// each batch once, to check its size and to queue it.
 type Publisher interface {
-	PublishAlert(ctx context.Context, b oncall.AlertBatch) error
+	PublishAlertData(ctx context.Context, id, kind string, data []byte) error
 }
 
 // Defaults of the Handler's options.
@@ -145,40 +147,41 @@ func (h *Handler) serveIntegration(w http.ResponseWriter, r *http.Request) {
 	h.metrics.duration.WithLabelValues(kind).Observe(time.Since(start).Seconds())
 }
 
-// ingest answers one request and returns the status code it sent.
+// ingest answers one request and returns the status code it sent. The
+// request's logger is built only on the paths that log.
 func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token string) int {
-	log := h.log.With("kind", kind, "remote", r.RemoteAddr)
+	reqLog := func() *slog.Logger { return h.log.With("kind", kind, "remote", r.RemoteAddr) }
 	if r.Method != http.MethodPost {
 		w.Header().Set("Allow", http.MethodPost)
-		log.Debug("ingest rejected: method not allowed", "method", r.Method)
+		reqLog().Debug("ingest rejected: method not allowed", "method", r.Method)
 		return writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
 	}
 	parse, ok := h.parsers[kind]
 	if !ok {
-		log.Debug("ingest rejected: unknown kind")
+		reqLog().Debug("ingest rejected: unknown kind")
 		return writeError(w, http.StatusNotFound, "unknown integration kind "+quoteShort(kind))
 	}
 	in, ok := h.lookup(kind, token)
 	if !ok {
-		log.Info("ingest rejected: unknown or disabled token")
+		reqLog().Info("ingest rejected: unknown or disabled token")
 		return writeError(w, http.StatusUnauthorized, msgUnauthorized)
 	}
-	log = log.With("integration", in.Name)
+	inLog := func() *slog.Logger { return reqLog().With("integration", in.Name) }
 
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, tooLarge := errors.AsType[*http.MaxBytesError](err); tooLarge {
-			log.Info("ingest rejected: body too large")
+			inLog().Info("ingest rejected: body too large")
 			return writeError(w, http.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", MaxBodyBytes))
 		}
-		log.Info("ingest rejected: read body", "err", err)
+		inLog().Info("ingest rejected: read body", "err", err)
 		return writeError(w, http.StatusBadRequest, "read body: "+err.Error())
 	}
 
 	now := time.Now().UTC()
 	b, err := parse(body, now)
 	if err != nil {
-		log.Info("ingest rejected: bad payload", "err", err)
+		inLog().Info("ingest rejected: bad payload", "err", err)
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
 	if r, ok := route(in.Routes, b.Labels); ok {
@@ -188,31 +191,57 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 	b.Integration = in.Name
 	b.Kind = kind
 	b.ReceivedAt = now
-	b.Raw = storableJSON(body)
-	size, err := h.fit(&b)
+	// A batch too large with its raw body is queued without it.
+	data, err := encodeBatch(&b, storableJSON(body), h.maxBatchBytes)
 	if err != nil {
-		log.Error("ingest failed", "err", err)
+		inLog().Error("ingest failed", "err", err)
 		return writeError(w, http.StatusInternalServerError, "internal error")
 	}
-	if size > h.maxBatchBytes {
-		log.Info("ingest rejected: batch too large", "bytes", size)
+	if len(data) > h.maxBatchBytes {
+		inLog().Info("ingest rejected: batch too large", "bytes", len(data))
 		return writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("alert batch too large: %d bytes once normalized, limit %d; send fewer alerts per request", size, h.maxBatchBytes))
+			fmt.Sprintf("alert batch too large: %d bytes once normalized, limit %d; send fewer alerts per request", len(data), h.maxBatchBytes))
 	}
 
 	// The outcome must not depend on the client hanging up: once started,
 	// the publish runs to its PubAck or its timeout.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.publishTimeout)
 	defer cancel()
-	if err := h.pub.PublishAlert(ctx, b); err != nil {
-		log.Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
+	if err := h.pub.PublishAlertData(ctx, b.ID, b.Kind, data); err != nil {
+		inLog().Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		return writeError(w, http.StatusServiceUnavailable, msgUnavailable)
 	}
 	h.metrics.alerts.WithLabelValues(in.Name).Add(float64(len(b.Alerts)))
-	log.Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
-		"channel", b.Channel, "escalation", b.Escalation)
-	return writeJSON(w, http.StatusAccepted, acceptedResponse{Status: "accepted", ID: b.ID, Alerts: len(b.Alerts)})
+	if h.log.Enabled(r.Context(), slog.LevelDebug) {
+		inLog().Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
+			"channel", b.Channel, "escalation", b.Escalation)
+	}
+	return writeAccepted(w, b.ID, len(b.Alerts))
+}
+
+// readBody reads r to its end like io.ReadAll, into a buffer sized for
+// the declared length when there is one.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length <= 0 || length > MaxBodyBytes {
+		return io.ReadAll(r)
+	}
+	// One byte more than declared, so that the read that meets the end
+	// has room and a longer body is still read whole.
+	b := make([]byte, 0, length+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)] // grow
+		}
+	}
 }
 
 // lookup finds the integration of kind whose token is token. It compares
@@ -233,25 +262,6 @@ func (h *Handler) lookup(kind, token string) (oncall.Integration, bool) {
 	return found.integration, true
 }
 
-// fit drops b.Raw if the encoded batch is larger than maxBatchBytes with
-// it, and returns the encoded size of what is left.
-func (h *Handler) fit(b *oncall.AlertBatch) (int, error) {
-	size, err := encodedSize(b)
-	if err != nil || size <= h.maxBatchBytes || b.Raw == nil {
-		return size, err
-	}
-	b.Raw = nil
-	return encodedSize(b)
-}
-
-func encodedSize(b *oncall.AlertBatch) (int, error) {
-	data, err := json.Marshal(b)
-	if err != nil {
-		return 0, fmt.Errorf("encode alert batch %q: %w", b.ID, err)
-	}
-	return len(data), nil
-}
-
 type acceptedResponse struct {
 	Status string `json:"status"`
 	ID     string `json:"id"`
@@ -260,6 +270,23 @@ type acceptedResponse struct {
 
 type errorResponse struct {
 	Error string `json:"error"`
+}
+
+// writeAccepted answers 202 with the acceptedResponse for the batch id
+// holding n alerts, encoded as writeJSON would encode it. id is a
+// newBatchID, which needs no escaping in JSON.
+func writeAccepted(w http.ResponseWriter, id string, n int) int {
+	body := make([]byte, 0, 64+len(id))
+	body = append(body, `{"status":"accepted","id":"`...)
+	body = append(body, id...)
+	body = append(body, `","alerts":`...)
+	body = strconv.AppendInt(body, int64(n), 10)
+	body = append(body, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(body) // the status is sent; a failed write means the client is gone
+	return http.StatusAccepted
 }
 
 func writeError(w http.ResponseWriter, code int, msg string) int {

@@ -12,7 +12,9 @@ import (
 // Escalation from the integration's first route matching Labels. now is
 // when the request was received. Any problem with the body is an error (an
 // *InputError naming the path at fault) and nothing of the body is queued.
-// On success every string of the batch is valid UTF-8 without NUL bytes.
+// On success every string of the batch is valid UTF-8 without NUL bytes,
+// and body is one valid JSON document: the handler queues it as the batch's
+// Raw without validating it again.
 type Parser func(body []byte, now time.Time) (oncall.AlertBatch, error)
 
 // builtinParsers maps each kind served under /integrations/{kind}/{token}

@@ -1,6 +1,8 @@
 package integrations
 
 import (
+	"encoding/json"
+	"fmt"
 	"maps"
 	"strings"
 	"time"
@@ -27,11 +29,51 @@ import (
 // The batch holds one alert whose fingerprint is the dedup key (or the
 // title). The alert starts at now when firing and ends at now when resolved.
 func ParseWebhook(body []byte, now time.Time) (oncall.AlertBatch, error) {
+	// Almost every body is a plain object of the documented members: decode
+	// it in one pass. Anything else, or any problem, goes through the
+	// document parser, which names the path at fault.
+	if b, ok := parseWebhookFast(body, now); ok {
+		return b, nil
+	}
+	return parseWebhookDocument(body, now)
+}
+
+// parseWebhookFast is ParseWebhook's typed fast path. It reports false
+// unless it is sure to return what parseWebhookDocument would: for bodies
+// it cannot decode in one pass, and for every invalid one.
+func parseWebhookFast(body []byte, now time.Time) (oncall.AlertBatch, bool) {
+	fields, ok := decodeWebhookFast(body)
+	if !ok {
+		return oncall.AlertBatch{}, false
+	}
+	b, err := buildWebhook(fields, now)
+	return b, err == nil
+}
+
+// parseWebhookDocument is ParseWebhook through the document parser, whose
+// errors name the path at fault.
+func parseWebhookDocument(body []byte, now time.Time) (oncall.AlertBatch, error) {
 	doc, err := parseDocument(body)
 	if err != nil {
 		return oncall.AlertBatch{}, err
 	}
+	return buildWebhook(doc, now)
+}
 
+// webhookFields are the members of a webhook body, decoded by the document
+// parser (object) or by the typed fast path (webhookJSON).
+type webhookFields interface {
+	// str returns the string member key, "" when absent or null.
+	str(key string) (string, error)
+	// stringMap returns the object member key of string values,
+	// sanitized; nil when absent, null or empty.
+	stringMap(key string, maxValue int) (map[string]string, error)
+	// at is the path of the member key.
+	at(key string) string
+}
+
+// buildWebhook validates and normalizes the members of a webhook body.
+func buildWebhook(doc webhookFields, now time.Time) (oncall.AlertBatch, error) {
 	rawTitle, err := doc.str("title")
 	if err != nil {
 		return oncall.AlertBatch{}, err
@@ -128,7 +170,7 @@ func parseStatus(path, s string) (oncall.AlertStatus, error) {
 
 // urlField returns the member key, which must be an absolute http(s) URL if
 // present.
-func urlField(doc object, key string) (string, error) {
+func urlField(doc webhookFields, key string) (string, error) {
 	s, err := doc.str(key)
 	if err != nil || s == "" {
 		return "", err
@@ -138,3 +180,78 @@ func urlField(doc object, key string) (string, error) {
 	}
 	return clean(s, maxURLBytes), nil
 }
+
+// webhookJSON is the typed fast path of ParseWebhook: the documented
+// members of a webhook body. Label values are pointers so that a null
+// value, which the document parser rejects, is told apart from "".
+type webhookJSON struct {
+	Title    string             `json:"title"`
+	Message  string             `json:"message"`
+	Status   string             `json:"status"`
+	DedupKey string             `json:"dedup_key"`
+	Severity string             `json:"severity"`
+	Link     string             `json:"link"`
+	ImageURL string             `json:"image_url"`
+	Labels   map[string]*string `json:"labels"`
+}
+
+// webhookMembers are the JSON names of webhookJSON's fields.
+var webhookMembers = [][]byte{
+	[]byte("title"), []byte("message"), []byte("status"), []byte("dedup_key"),
+	[]byte("severity"), []byte("link"), []byte("image_url"), []byte("labels"),
+}
+
+// decodeWebhookFast decodes body into a webhookJSON with json.Unmarshal.
+// It reports false whenever the result might differ from the document
+// parser's: body is not a valid JSON object of members of the right types,
+// or a member name is escaped, repeats a documented one or matches one only
+// case-insensitively (json.Unmarshal matches struct fields that way and
+// merges repeated objects; the document parser takes names exactly and the
+// last of repeated members).
+func decodeWebhookFast(body []byte) (*webhookJSON, bool) {
+	if !startsObject(body) {
+		return nil, false
+	}
+	var w webhookJSON
+	if err := json.Unmarshal(body, &w); err != nil {
+		return nil, false
+	}
+	if !plainMembers(body, webhookMembers) {
+		return nil, false
+	}
+	return &w, true
+}
+
+func (w *webhookJSON) str(key string) (string, error) {
+	switch key {
+	case "title":
+		return w.Title, nil
+	case "message":
+		return w.Message, nil
+	case "status":
+		return w.Status, nil
+	case "dedup_key":
+		return w.DedupKey, nil
+	case "severity":
+		return w.Severity, nil
+	case "link":
+		return w.Link, nil
+	case "image_url":
+		return w.ImageURL, nil
+	}
+	return "", fmt.Errorf("webhook member %q is not decoded by the fast path", key)
+}
+
+func (w *webhookJSON) stringMap(key string, maxValue int) (map[string]string, error) {
+	if key != "labels" {
+		return nil, fmt.Errorf("webhook member %q is not decoded by the fast path", key)
+	}
+	return sanitizeStringMap(key, w.Labels, maxValue, func(k string, v *string) (string, error) {
+		if v == nil {
+			return "", inputErrorf(joinPath(key, k), "expected string, got null")
+		}
+		return *v, nil
+	})
+}
+
+func (w *webhookJSON) at(key string) string { return key }

@@ -36,13 +36,26 @@ func (q *Queue) PublishAlert(ctx context.Context, b oncall.AlertBatch) error {
 	if err != nil {
 		return fmt.Errorf("encode alert batch %q: %w", b.ID, err)
 	}
-	subject := subjectAlerts + subjectToken(b.Kind)
-	ack, err := q.js.Publish(ctx, subject, data, jetstream.WithMsgID(b.ID), jetstream.WithExpectStream(streamAlerts))
+	return q.PublishAlertData(ctx, b.ID, b.Kind, data)
+}
+
+// PublishAlertData is PublishAlert for a batch its caller has already
+// encoded: data must be the JSON encoding of an oncall.AlertBatch whose ID
+// is id and whose Kind is kind. It is stored as given, not checked;
+// ConsumeAlerts terminates a message it cannot decode. It lets a caller
+// that needs the encoded size anyway (to keep a batch under the maximum
+// message size) encode the batch once.
+func (q *Queue) PublishAlertData(ctx context.Context, id, kind string, data []byte) error {
+	if id == "" {
+		return errors.New("publish alert batch: batch has no id")
+	}
+	subject := subjectAlerts + subjectToken(kind)
+	ack, err := q.js.Publish(ctx, subject, data, jetstream.WithMsgID(id), jetstream.WithExpectStream(streamAlerts))
 	if err != nil {
-		return fmt.Errorf("publish alert batch %q to %s: %w", b.ID, subject, err)
+		return fmt.Errorf("publish alert batch %q to %s: %w", id, subject, err)
 	}
 	if ack.Duplicate {
-		q.log.Debug("alert batch already queued", "batch", b.ID, "seq", ack.Sequence)
+		q.log.Debug("alert batch already queued", "batch", id, "seq", ack.Sequence)
 	}
 	return nil
 }

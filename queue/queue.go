@@ -6,9 +6,11 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"sync"
 	"time"
@@ -65,6 +67,7 @@ type Queue struct {
 	nc      *nats.Conn
 	js      jetstream.JetStream
 	srv     *server.Server // nil when connected to an external server
+	token   string         // that the embedded server requires of clients
 	tempDir string         // created by Open, removed by Close
 	log     *slog.Logger
 	workers int
@@ -141,7 +144,7 @@ func (q *Queue) connect(o Options) error {
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			q.log.Info("NATS reconnected", "url", nc.ConnectedUrlRedacted())
+			q.log.Info("NATS reconnected", "url", redact(nc.ConnectedUrl()))
 		}),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
@@ -162,21 +165,24 @@ func (q *Queue) connect(o Options) error {
 			return err
 		}
 		opts = append(opts, nats.InProcessServer(q.srv))
-		url = q.srv.ClientURL()
+		url = q.ClientURL()
 	}
 	nc, err := nats.Connect(url, opts...)
 	if err != nil {
 		return fmt.Errorf("connect to NATS %q: %w", redact(url), err)
 	}
 	q.nc = nc
-	q.log.Info("connected to NATS", "url", nc.ConnectedUrlRedacted(), "server", nc.ConnectedServerName(),
+	// Not ConnectedUrlRedacted: it hides a password, not a token.
+	q.log.Info("connected to NATS", "url", redact(nc.ConnectedUrl()), "server", nc.ConnectedServerName(),
 		"embedded", q.srv != nil)
 	return nil
 }
 
 // startServer starts the embedded JetStream server on a random loopback
 // port (the process itself connects in-process; the port lets another
-// process or test share it).
+// process or test share it). The server requires a token made afresh at
+// every start, so that other local processes cannot publish alerts past
+// the integrations' tokens; ClientURL carries it.
 func (q *Queue) startServer(dataDir string) error {
 	if dataDir == "" {
 		dir, err := os.MkdirTemp("", "oncall-nats-")
@@ -191,14 +197,16 @@ func (q *Queue) startServer(dataDir string) error {
 		return fmt.Errorf("create NATS data dir %q: %w", dataDir, err)
 	}
 
+	q.token = rand.Text()
 	srv, err := server.NewServer(&server.Options{
-		ServerName: "oncall",
-		Host:       "127.0.0.1",
-		Port:       server.RANDOM_PORT,
-		JetStream:  true,
-		StoreDir:   dataDir,
-		MaxPayload: embeddedMaxPayload,
-		NoSigs:     true,
+		ServerName:    "oncall",
+		Host:          "127.0.0.1",
+		Port:          server.RANDOM_PORT,
+		Authorization: q.token,
+		JetStream:     true,
+		StoreDir:      dataDir,
+		MaxPayload:    embeddedMaxPayload,
+		NoSigs:        true,
 	})
 	if err != nil {
 		q.removeTempDir()
@@ -210,7 +218,7 @@ func (q *Queue) startServer(dataDir string) error {
 	if !srv.ReadyForConnections(readyTimeout) {
 		return fmt.Errorf("embedded NATS server (data dir %q) not ready for connections within %s", dataDir, readyTimeout)
 	}
-	q.log.Info("embedded NATS server started", "data_dir", dataDir, "client_url", srv.ClientURL())
+	q.log.Info("embedded NATS server started", "data_dir", dataDir, "client_url", redact(q.ClientURL()))
 	return nil
 }
 
@@ -244,13 +252,20 @@ func (q *Queue) ensureStream(ctx context.Context, name string, replicas int) err
 	return nil
 }
 
-// ClientURL is the client URL of the embedded server ("" when connected to
-// an external server), for another Queue or tool to connect to it.
+// ClientURL is the client URL of the embedded server with its token
+// (nats://token@127.0.0.1:port), for another Queue or tool to connect to
+// it; "" when connected to an external server. It is a secret: log it
+// redacted.
 func (q *Queue) ClientURL() string {
 	if q.srv == nil {
 		return ""
 	}
-	return q.srv.ClientURL()
+	u, err := url.Parse(q.srv.ClientURL())
+	if err != nil { // the server makes it from its host and port
+		return ""
+	}
+	u.User = url.User(q.token)
+	return u.String()
 }
 
 // Ping reports whether the queue can take work: the connection is up and

@@ -215,6 +215,54 @@ func TestPublishAlertWithoutID(t *testing.T) {
 	}
 }
 
+// TestPublishAlertData checks that a batch the caller encoded is stored as
+// given, under its kind's subject with its id as message ID, that it
+// deduplicates with PublishAlert by id, and that it needs an id.
+func TestPublishAlertData(t *testing.T) {
+	q := openQueue(t, t.TempDir(), 0)
+	want := batch("pre-encoded")
+	want.Kind = "webhook"
+	data, err := json.Marshal(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := q.PublishAlertData(t.Context(), "", want.Kind, data); err == nil {
+		t.Error("PublishAlertData without id: got nil error")
+	}
+	if err := q.PublishAlertData(t.Context(), want.ID, want.Kind, data); err != nil {
+		t.Fatalf("PublishAlertData: %v", err)
+	}
+	// The same id through PublishAlert is a duplicate, not a second message.
+	if err := q.PublishAlert(t.Context(), want); err != nil {
+		t.Fatalf("PublishAlert of the same id: %v", err)
+	}
+	if n := streamMsgs(t, q, streamAlerts); n != 1 {
+		t.Fatalf("stream holds %d messages, want 1", n)
+	}
+
+	s, err := q.js.Stream(t.Context(), streamAlerts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := s.GetLastMsgForSubject(t.Context(), "alerts.webhook")
+	if err != nil {
+		t.Fatalf("message on alerts.webhook: %v", err)
+	}
+	if got := raw.Header.Get(jetstream.MsgIDHeader); got != want.ID {
+		t.Errorf("Nats-Msg-Id = %q, want %q", got, want.ID)
+	}
+	if string(raw.Data) != string(data) {
+		t.Errorf("stored %s, want the bytes given %s", raw.Data, data)
+	}
+
+	c := newCollector()
+	consuming(t, func(ctx context.Context) error { return q.ConsumeAlerts(ctx, c.handle) })
+	if got := receive(t, c.got); !reflect.DeepEqual(got, want) {
+		t.Errorf("consumed batch differs:\n got %+v\nwant %+v", got, want)
+	}
+	waitDrained(t, q, streamAlerts)
+}
+
 func TestPublishSameIDStoredOnce(t *testing.T) {
 	q := openQueue(t, t.TempDir(), 0)
 	first := batch("dup")

@@ -24,20 +24,35 @@ type RecordResult struct {
 	Resolved bool
 	// Duplicate: the batch was recorded before; nothing changed.
 	Duplicate bool
-	// Stale: a firing batch that found no open incident, while a resolved
-	// batch of its group received after it was already recorded. It was
-	// delivered out of order (several workers, retries), so it is
-	// recorded without opening an incident that nothing would resolve;
-	// IncidentID is 0.
+	// Stale: the batch was delivered out of order (several workers,
+	// retries) and is recorded without the change it would have made:
+	//   - a firing batch that found no open incident, while a resolved
+	//     batch of its group received after it was already recorded:
+	//     no incident is opened that nothing would resolve; IncidentID
+	//     is 0;
+	//   - a resolved batch received before the latest firing batch of the
+	//     open incident of its group: the incident stays open; the batch
+	//     and its alerts are recorded on it (IncidentID), without changing
+	//     the latest status of the alerts the firing batch reported.
 	Stale bool
+	// UnknownIntegration: the database did not know the batch's
+	// integration (it left the config before the batch was processed, or
+	// the config that accepted it was never synced to the database). The
+	// batch is recorded all the same, under a disabled integration of its
+	// name and kind with no token and no channel, created by the first
+	// such batch: its incident goes only to a channel the batch names.
+	UnknownIntegration bool
 }
 
 // RecordBatch records a batch of alerts in one transaction: it opens, joins
 // or resolves the open incident of the batch's group. Recording the same
 // batch ID again changes nothing and reports Duplicate. A firing batch older
-// than a resolved batch of its group already recorded opens nothing and
-// reports Stale. A new incident goes to the batch's Channel and Escalation,
-// else to the integration's.
+// than a resolved batch of its group already recorded opens nothing, and a
+// resolved batch older than the latest firing batch of the open incident
+// resolves nothing; both report Stale. A new incident goes to the batch's
+// Channel and Escalation, else to the integration's. A batch of an
+// integration the database does not know is recorded under a new disabled
+// one and reports UnknownIntegration.
 func (db *DB) RecordBatch(ctx context.Context, b oncall.AlertBatch) (RecordResult, error) {
 	if err := validateBatch(b); err != nil {
 		return RecordResult{}, fmt.Errorf("record batch %q: %w", b.ID, err)
@@ -64,6 +79,7 @@ func validateBatch(b oncall.AlertBatch) error {
 	var c textCheck
 	c.text("id", b.ID)
 	c.text("integration", b.Integration)
+	c.text("kind", b.Kind)
 	c.text("group key", b.GroupKey)
 	c.text("title", b.Title)
 	c.text("message", b.Message)
@@ -91,17 +107,56 @@ func validateBatch(b oncall.AlertBatch) error {
 }
 
 func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordResult, error) {
-	var integrationID int64
-	var channel, escalation string
-	err := tx.QueryRow(ctx, `SELECT id, channel, escalation FROM integrations WHERE name = $1`,
-		b.Integration).Scan(&integrationID, &channel, &escalation)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return RecordResult{}, fmt.Errorf("integration %q: %w", b.Integration, oncall.ErrNotFound)
+	integrationID, channel, escalation, unknown, err := loadOrCreateIntegration(ctx, tx, b)
+	if err != nil {
+		return RecordResult{}, err
+	}
+	res, err := recordBatchOf(ctx, tx, integrationID, channel, escalation, b)
+	if err != nil {
+		return RecordResult{}, err
+	}
+	res.UnknownIntegration = unknown
+	return res, nil
+}
+
+// loadOrCreateIntegration returns the batch's integration. One missing
+// (no longer in the config) is created disabled, with an empty token hash
+// that no token's sha256 matches, and no channel: the alert was accepted,
+// and is kept rather than lost or retried forever. unknown reports such an
+// integration, created now or by an earlier batch; SyncIntegrations leaves
+// it disabled until the config lists it again, and then gives it a token.
+func loadOrCreateIntegration(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (
+	id int64, channel, escalation string, unknown bool, err error) {
+	for range 2 {
+		err = tx.QueryRow(ctx, `
+			SELECT id, channel, escalation, octet_length(token_hash) = 0 FROM integrations WHERE name = $1`,
+			b.Integration).Scan(&id, &channel, &escalation, &unknown)
+		if !errors.Is(err, pgx.ErrNoRows) {
+			break
+		}
+		// A concurrent insert of the same name makes this one wait for it,
+		// then insert nothing; the next SELECT sees its row.
+		err = tx.QueryRow(ctx, `
+			INSERT INTO integrations (name, kind, token_hash, enabled) VALUES ($1, $2, '', false)
+			ON CONFLICT (name) DO NOTHING
+			RETURNING id`, b.Integration, b.Kind).Scan(&id)
+		if err == nil {
+			return id, "", "", true, nil
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return 0, "", "", false, fmt.Errorf("create the unknown integration %q: %w", b.Integration, err)
+		}
 	}
 	if err != nil {
-		return RecordResult{}, fmt.Errorf("load integration %q: %w", b.Integration, err)
+		return 0, "", "", false, fmt.Errorf("load integration %q: %w", b.Integration, err)
 	}
+	return id, channel, escalation, unknown, nil
+}
 
+// recordBatchOf records the batch under its integration, whose channel
+// and escalation a new incident gets unless the batch names its own.
+func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel, escalation string,
+	b oncall.AlertBatch) (RecordResult, error) {
 	// The batch row first: a concurrent delivery of the same batch waits
 	// here for this transaction, then finds it recorded.
 	tag, err := tx.Exec(ctx, `
@@ -148,10 +203,19 @@ func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordRes
 		return RecordResult{}, nil // resolved, and nothing open to resolve
 	}
 	res := RecordResult{IncidentID: open.id, Created: open.created}
+	if !open.created && b.Status == oncall.AlertResolved {
+		if res.Stale, err = olderThanLatestFiring(ctx, tx, open.id, b); err != nil {
+			return RecordResult{}, err
+		}
+	}
 
 	switch {
 	case open.created:
 		err = addEvent(ctx, tx, open.id, oncall.EventCreated, oncall.ActorSource, b.Title)
+	case res.Stale:
+		// Its alerts count as received; the incident stays as it is.
+		_, err = tx.Exec(ctx, `UPDATE incidents SET alert_count = alert_count + $2, updated_at = now() WHERE id = $1`,
+			open.id, len(b.Alerts))
 	case b.Status == oncall.AlertResolved:
 		res.Resolved = true
 		_, err = tx.Exec(ctx, `
@@ -181,10 +245,26 @@ func recordBatch(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (RecordRes
 	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET incident_id = $2 WHERE id = $1`, b.ID, open.id); err != nil {
 		return RecordResult{}, fmt.Errorf("link batch to incident %d: %w", open.id, err)
 	}
-	if err := insertAlerts(ctx, tx, open.id, b); err != nil {
+	if err := insertAlerts(ctx, tx, open.id, b, !res.Stale); err != nil {
 		return RecordResult{}, fmt.Errorf("insert alerts of incident %d: %w", open.id, err)
 	}
 	return res, nil
+}
+
+// olderThanLatestFiring says whether a resolved batch was received before
+// the latest firing batch recorded on the incident: it resolves an earlier
+// state of the group, and the incident stays open. A batch without
+// ReceivedAt counts as received now.
+func olderThanLatestFiring(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.AlertBatch) (bool, error) {
+	var older bool
+	err := tx.QueryRow(ctx, `
+		SELECT COALESCE($2, now()) < COALESCE(max(received_at), '-infinity')
+		FROM alert_batches WHERE incident_id = $1 AND status = 'firing'`,
+		incidentID, nullTime(b.ReceivedAt)).Scan(&older)
+	if err != nil {
+		return false, fmt.Errorf("find the latest firing batch of incident %d: %w", incidentID, err)
+	}
+	return older, nil
 }
 
 type openIncident struct {
@@ -262,8 +342,10 @@ func lockOrCreateOpenIncident(ctx context.Context, tx pgx.Tx, integrationID int6
 		b.GroupKey, attempts)
 }
 
-// insertAlerts stores each alert and the latest status of its fingerprint.
-func insertAlerts(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.AlertBatch) error {
+// insertAlerts stores each alert and, if latest, the status of its
+// fingerprint; otherwise (a batch delivered late) only the status of a
+// fingerprint the incident has not seen yet.
+func insertAlerts(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.AlertBatch, latest bool) error {
 	if len(b.Alerts) == 0 {
 		return nil
 	}
@@ -276,9 +358,13 @@ func insertAlerts(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.Ale
 			incidentID, b.ID, a.Fingerprint, a.Status, a.Title, a.Message, a.Severity, a.Link, a.ImageURL,
 			jsonObject(a.Labels), jsonObject(a.Annotations), nullTime(a.StartsAt), nullTime(a.EndsAt),
 			nullTime(b.ReceivedAt))
+		onConflict := "DO UPDATE SET status = EXCLUDED.status, updated_at = now()"
+		if !latest {
+			onConflict = "DO NOTHING"
+		}
 		batch.Queue(`
 			INSERT INTO incident_alerts (incident_id, fingerprint, status) VALUES ($1, $2, $3)
-			ON CONFLICT (incident_id, fingerprint) DO UPDATE SET status = EXCLUDED.status, updated_at = now()`,
+			ON CONFLICT (incident_id, fingerprint) `+onConflict,
 			incidentID, a.Fingerprint, a.Status)
 	}
 	return tx.SendBatch(ctx, &batch).Close()

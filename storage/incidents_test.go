@@ -1,7 +1,9 @@
 package storage
 
 import (
+	"bytes"
 	"cmp"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"maps"
@@ -250,7 +252,7 @@ func TestRecordBatchRejects(t *testing.T) {
 			b.Alerts[0].Annotations = map[string]string{"\xc3": "v"}
 		}, ErrInvalidText},
 		{"NUL in alert fingerprint", func(b *oncall.AlertBatch) { b.Alerts[0].Fingerprint = "\x00" }, ErrInvalidText},
-		{"unknown integration", func(b *oncall.AlertBatch) { b.Integration = "nope" }, oncall.ErrNotFound},
+		{"NUL in kind", func(b *oncall.AlertBatch) { b.Integration, b.Kind = "nope", "web\x00hook" }, ErrInvalidText},
 		{"empty id", func(b *oncall.AlertBatch) { b.ID = "" }, nil},
 		{"bad batch status", func(b *oncall.AlertBatch) { b.Status = "pending" }, nil},
 		{"bad alert status", func(b *oncall.AlertBatch) { b.Alerts[0].Status = "" }, nil},
@@ -586,6 +588,127 @@ func TestRecordBatchOutOfOrder(t *testing.T) {
 	}
 }
 
+// TestRecordBatchResolvedOutOfOrder: a resolved batch received before the
+// latest firing batch of the open incident of its group (delivered late by
+// a retry, or by a slower worker) leaves the incident open; it is recorded
+// on the incident, and its alerts counted, as Stale.
+func TestRecordBatchResolvedOutOfOrder(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	const (
+		F = oncall.AlertFiring
+		R = oncall.AlertResolved
+	)
+	type step struct {
+		id       string // unique within the case
+		group    string // "" is the case's group
+		status   oncall.AlertStatus
+		at       time.Duration // received at: received + at
+		incident string        // letter of the incident it goes to, "" for none
+		result   RecordResult  // IncidentID is filled from incident
+	}
+	type want struct {
+		status            oncall.IncidentStatus
+		alerts            int // alert_count
+		firing            int // distinct alerts whose latest status is firing
+		resolved          int
+		resolvedEvents    int
+		alertRows, linked int // alert rows of the incident, and batches linked to it
+	}
+	tests := []struct {
+		name  string
+		steps []step
+		last  want // of the incident of the last step
+	}{
+		{"resolved after the firing resolves", []step{
+			{id: "f", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+		}, want{oncall.StatusResolved, 2, 0, 1, 1, 2, 2}},
+		{"resolved received with the firing resolves", []step{
+			{id: "f", status: F, at: time.Minute, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+		}, want{oncall.StatusResolved, 2, 0, 1, 1, 2, 2}},
+		{"resolved older than the firing that opened the incident", []step{
+			{id: "f", status: F, at: 2 * time.Minute, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Stale: true}},
+		}, want{oncall.StatusTriggered, 2, 1, 0, 0, 2, 2}},
+		{"resolved older than a firing that joined", []step{
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "f2", status: F, at: 2 * time.Minute, incident: "A", result: RecordResult{}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Stale: true}},
+		}, want{oncall.StatusTriggered, 3, 1, 0, 0, 3, 3}},
+		{"a later resolved resolves after a stale one", []step{
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "f2", status: F, at: 2 * time.Minute, incident: "A", result: RecordResult{}},
+			{id: "r1", status: R, at: time.Minute, incident: "A", result: RecordResult{Stale: true}},
+			{id: "r3", status: R, at: 3 * time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+		}, want{oncall.StatusResolved, 4, 0, 1, 1, 4, 4}},
+		{"old resolved of the group does not resolve its re-fired incident", []step{
+			{id: "f1", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "r1", status: R, at: time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+			{id: "f3", status: F, at: 3 * time.Minute, incident: "B", result: RecordResult{Created: true}},
+			{id: "r2", status: R, at: 2 * time.Minute, incident: "B", result: RecordResult{Stale: true}},
+		}, want{oncall.StatusTriggered, 2, 1, 0, 0, 2, 2}},
+		{"stale resolved delivered again", []step{
+			{id: "f", status: F, at: 2 * time.Minute, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Stale: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Duplicate: true}},
+		}, want{oncall.StatusTriggered, 2, 1, 0, 0, 2, 2}},
+		{"a later firing of another group does not count", []step{
+			{id: "g", group: "elsewhere", status: F, at: 5 * time.Minute, incident: "X", result: RecordResult{Created: true}},
+			{id: "f", status: F, at: 0, incident: "A", result: RecordResult{Created: true}},
+			{id: "r", status: R, at: time.Minute, incident: "A", result: RecordResult{Resolved: true}},
+		}, want{oncall.StatusResolved, 2, 0, 1, 1, 2, 2}},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			group := fmt.Sprint("late-resolve-", i)
+			ids := map[string]int64{}
+			var last int64
+			for _, st := range tt.steps {
+				g := group
+				if st.group != "" {
+					g += "-" + st.group
+				}
+				b := batch(group+"-"+st.id, "prom", g, st.status, oncall.SeverityError, alert("a", st.status))
+				b.ReceivedAt = received.Add(st.at)
+				got, err := db.RecordBatch(t.Context(), b)
+				if err != nil {
+					t.Fatalf("batch %s: %v", st.id, err)
+				}
+				want := st.result
+				if st.incident != "" {
+					if _, seen := ids[st.incident]; !seen {
+						if slices.Contains(slices.Collect(maps.Values(ids)), got.IncidentID) {
+							t.Fatalf("batch %s went to incident %d, want a new one", st.id, got.IncidentID)
+						}
+						ids[st.incident] = got.IncidentID
+					}
+					want.IncidentID = ids[st.incident]
+				}
+				if got != want {
+					t.Fatalf("batch %s: RecordBatch = %+v, want %+v", st.id, got, want)
+				}
+				last = got.IncidentID
+			}
+
+			inc, err := db.Incident(t.Context(), last)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := want{
+				status: inc.Status, alerts: inc.AlertCount, firing: inc.Firing, resolved: inc.Resolved,
+				resolvedEvents: scalar[int](t, db, `SELECT count(*) FROM incident_events WHERE incident_id = $1 AND kind = 'resolved'`, last),
+				alertRows:      scalar[int](t, db, `SELECT count(*) FROM alerts WHERE incident_id = $1`, last),
+				linked:         scalar[int](t, db, `SELECT count(*) FROM alert_batches WHERE incident_id = $1`, last),
+			}
+			if got != tt.last {
+				t.Errorf("incident %d = %+v, want %+v", last, got, tt.last)
+			}
+		})
+	}
+}
+
 // TestRecordBatchConcurrentOutOfOrder: a firing batch and a later resolved
 // batch of the same group processed at once leave nothing open, whichever
 // goes first.
@@ -671,5 +794,108 @@ func TestRecordBatchRoute(t *testing.T) {
 	b.Channel = "C0\x00"
 	if _, err := db.RecordBatch(t.Context(), b); !errors.Is(err, ErrInvalidText) {
 		t.Errorf("RecordBatch with a NUL in the channel: %v, want ErrInvalidText", err)
+	}
+}
+
+// TestRecordBatchUnknownIntegration: a batch whose integration left the
+// config before it was processed is recorded under a disabled integration
+// of its name, with no token and no channel, rather than refused forever.
+func TestRecordBatchUnknownIntegration(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	type integration struct {
+		kind, channel string
+		enabled       bool
+		hash          []byte
+	}
+	load := func(name string) integration {
+		t.Helper()
+		var it integration
+		err := db.pool.QueryRow(t.Context(), `SELECT kind, channel, enabled, token_hash FROM integrations WHERE name = $1`,
+			name).Scan(&it.kind, &it.channel, &it.enabled, &it.hash)
+		if err != nil {
+			t.Fatalf("integration %q: %v", name, err)
+		}
+		return it
+	}
+	record := func(b oncall.AlertBatch) RecordResult {
+		t.Helper()
+		res, err := db.RecordBatch(t.Context(), b)
+		if err != nil {
+			t.Fatalf("batch %s: %v", b.ID, err)
+		}
+		return res
+	}
+	gone := func(id, group, channel string) oncall.AlertBatch {
+		b := batch(id, "gone", group, oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring))
+		b.Kind, b.Channel = "webhook", channel
+		return b
+	}
+
+	first := record(gone("g1", "g", ""))
+	if want := (RecordResult{IncidentID: first.IncidentID, Created: true, UnknownIntegration: true}); first.IncidentID == 0 || first != want {
+		t.Fatalf("first batch: %+v, want a new incident of an unknown integration", first)
+	}
+	if got := load("gone"); got.kind != "webhook" || got.channel != "" || got.enabled || len(got.hash) != 0 {
+		t.Errorf("created integration = %+v, want a disabled webhook without token or channel", got)
+	}
+	inc, err := db.Incident(t.Context(), first.IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.Integration != "gone" || inc.Kind != "webhook" || inc.Channel != "" || inc.AlertCount != 1 {
+		t.Errorf("incident = %s/%s in channel %q with %d alerts, want gone/webhook, no channel, 1 alert",
+			inc.Integration, inc.Kind, inc.Channel, inc.AlertCount)
+	}
+
+	// Later batches find the integration and say it is unknown too; a
+	// batch's route still chooses a channel.
+	if got := record(gone("g2", "g", "")); got != (RecordResult{IncidentID: first.IncidentID, UnknownIntegration: true}) {
+		t.Errorf("second batch of the group: %+v, want it joined with UnknownIntegration", got)
+	}
+	if got := record(gone("g1", "g", "")); got != (RecordResult{IncidentID: first.IncidentID, Duplicate: true, UnknownIntegration: true}) {
+		t.Errorf("first batch again: %+v, want a duplicate", got)
+	}
+	routed := record(gone("r1", "routed", "C0ROUTE"))
+	if inc, err := db.Incident(t.Context(), routed.IncidentID); err != nil || inc.Channel != "C0ROUTE" {
+		t.Errorf("routed batch: incident in channel %q (%v), want C0ROUTE", inc.Channel, err)
+	}
+
+	// Batches of another unknown integration at once create it once.
+	const n = 4
+	errs := make([]error, n)
+	race(t, db, "integrations", n, func(i int) {
+		b := batch(fmt.Sprint("race-", i), "vanished", fmt.Sprint("race-", i), oncall.AlertFiring, oncall.SeverityError,
+			alert("a", oncall.AlertFiring))
+		var res RecordResult
+		res, errs[i] = db.RecordBatch(t.Context(), b)
+		if errs[i] == nil && (!res.Created || !res.UnknownIntegration) {
+			errs[i] = fmt.Errorf("batch %d: %+v, want a new incident of an unknown integration", i, res)
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if n := scalar[int](t, db, `SELECT count(*) FROM integrations WHERE name = 'vanished'`); n != 1 {
+		t.Errorf("%d integrations named vanished, want 1", n)
+	}
+
+	// The config without it leaves it disabled; the config with it again
+	// enables it with its token, and it is no longer unknown.
+	if err := db.SyncIntegrations(t.Context(), testIntegrations); err != nil {
+		t.Fatal(err)
+	}
+	if got := load("gone"); got.enabled || len(got.hash) != 0 {
+		t.Errorf("after a sync without it: %+v, want disabled without a token", got)
+	}
+	back := oncall.Integration{Name: "gone", Kind: "webhook", Token: "back-token", Channel: "C0BACK"}
+	if err := db.SyncIntegrations(t.Context(), append(slices.Clone(testIntegrations), back)); err != nil {
+		t.Fatal(err)
+	}
+	if got, hash := load("gone"), sha256.Sum256([]byte("back-token")); !got.enabled || got.channel != "C0BACK" || !bytes.Equal(got.hash, hash[:]) {
+		t.Errorf("after a sync with it: %+v, want enabled in C0BACK with its token's hash", got)
+	}
+	if got := record(gone("g3", "new", "")); !got.Created || got.UnknownIntegration {
+		t.Errorf("batch after the integration came back: %+v, want a new incident, not unknown", got)
 	}
 }

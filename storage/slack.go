@@ -84,21 +84,65 @@ func (db *DB) SaveSlackMessage(ctx context.Context, m SlackMessage) error {
 	return nil
 }
 
+// UnpostedEvent is an event whose thread reply is not known to be in
+// Slack.
+type UnpostedEvent struct {
+	oncall.Event
+	// Claimed: a sync claimed the event's reply (ClaimEventPost) and did
+	// not save its ts: the reply may be in Slack, and is looked for before
+	// it is posted again.
+	Claimed bool
+}
+
 // UnpostedEvents returns the events of an incident not yet posted to Slack,
-// oldest first.
-func (db *DB) UnpostedEvents(ctx context.Context, incidentID int64) ([]oncall.Event, error) {
-	evs, err := queryEvents(ctx, db.pool, `
-		SELECT id, incident_id, kind, actor, note, created_at FROM incident_events
-		WHERE incident_id = $1 AND slack_ts IS NULL ORDER BY id`, incidentID)
+// claimed ones included, oldest first.
+func (db *DB) UnpostedEvents(ctx context.Context, incidentID int64) ([]UnpostedEvent, error) {
+	// slack_ts is NULL until the event is claimed or posted, '' while it
+	// is claimed.
+	rows, err := db.pool.Query(ctx, `
+		SELECT id, incident_id, kind, actor, note, created_at, slack_ts IS NOT NULL FROM incident_events
+		WHERE incident_id = $1 AND (slack_ts IS NULL OR slack_ts = '') ORDER BY id`, incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("load unposted events of incident %d: %w", incidentID, err)
+	}
+	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpostedEvent, error) {
+		var e UnpostedEvent
+		err := row.Scan(&e.ID, &e.IncidentID, &e.Kind, &e.Actor, &e.Note, &e.At, &e.Claimed)
+		e.At = e.At.UTC()
+		return e, err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("load unposted events of incident %d: %w", incidentID, err)
 	}
 	return evs, nil
 }
 
-// MarkEventPosted records the ts of the Slack message that posted an event.
-// oncall.ErrNotFound if there is no such event.
+// ClaimEventPost records that the event's thread reply is about to be
+// posted, so that a sync after a crash before MarkEventPosted looks for the
+// reply before posting it again. Claiming a claimed event changes nothing;
+// a posted event stays posted. oncall.ErrNotFound if there is no such
+// event.
+func (db *DB) ClaimEventPost(ctx context.Context, eventID int64) error {
+	var exists bool
+	err := db.pool.QueryRow(ctx, `
+		WITH claimed AS (UPDATE incident_events SET slack_ts = '' WHERE id = $1 AND slack_ts IS NULL)
+		SELECT EXISTS (SELECT 1 FROM incident_events WHERE id = $1)`, eventID).Scan(&exists)
+	if err != nil {
+		return fmt.Errorf("claim the Slack post of event %d: %w", eventID, err)
+	}
+	if !exists {
+		return fmt.Errorf("claim the Slack post of event %d: %w", eventID, oncall.ErrNotFound)
+	}
+	return nil
+}
+
+// MarkEventPosted records the ts of the Slack message that posted an event
+// (its thread reply, or the incident's message for an event that needs no
+// reply). oncall.ErrNotFound if there is no such event.
 func (db *DB) MarkEventPosted(ctx context.Context, eventID int64, ts string) error {
+	if ts == "" {
+		return fmt.Errorf("mark event %d posted: empty ts", eventID)
+	}
 	var c textCheck
 	c.text("ts", ts)
 	if c.err != nil {

@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -69,6 +70,9 @@ func TestUnpostedEvents(t *testing.T) {
 		}
 		var kinds []oncall.EventKind
 		for _, e := range evs {
+			if e.Claimed {
+				t.Errorf("event %d listed as claimed before any claim", e.ID)
+			}
 			if e.IncidentID != id {
 				t.Errorf("event %d of incident %d listed for %d", e.ID, e.IncidentID, id)
 			}
@@ -231,5 +235,79 @@ func TestWithIncidentLockErrorsAndCancel(t *testing.T) {
 	}
 	if n := scalar[int](t, db, incidentLocks, incidentLockSpace); n != 0 {
 		t.Errorf("%d incident locks still held", n)
+	}
+}
+
+// TestClaimEventPost: a claimed event stays unposted, marked claimed, until
+// its ts is saved; a posted event cannot be claimed back.
+func TestClaimEventPost(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	id := newIncident(t, db, "claims")
+	for _, a := range []oncall.Action{oncall.ActionAcknowledge, oncall.ActionResolve} {
+		if _, _, err := db.Transition(t.Context(), id, a, oncall.SlackActor("U1"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := db.Events(t.Context(), id)
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("events: %+v, %v; want created, acknowledged, resolved", evs, err)
+	}
+	created, acked, resolved := evs[0].ID, evs[1].ID, evs[2].ID
+
+	// unposted lists the unposted events as "id" or "id claimed".
+	unposted := func() []string {
+		t.Helper()
+		evs, err := db.UnpostedEvents(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, e := range evs {
+			s := fmt.Sprint(e.ID)
+			if e.Claimed {
+				s += " claimed"
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	steps := []struct {
+		name string
+		do   func() error
+		want []string
+	}{
+		{"claim", func() error { return db.ClaimEventPost(t.Context(), acked) }, []string{
+			fmt.Sprint(created), fmt.Sprint(acked, " claimed"), fmt.Sprint(resolved)}},
+		{"claim again", func() error { return db.ClaimEventPost(t.Context(), acked) }, []string{
+			fmt.Sprint(created), fmt.Sprint(acked, " claimed"), fmt.Sprint(resolved)}},
+		{"post the claimed", func() error { return db.MarkEventPosted(t.Context(), acked, "1700000000.000400") }, []string{
+			fmt.Sprint(created), fmt.Sprint(resolved)}},
+		{"claim a posted event", func() error { return db.ClaimEventPost(t.Context(), acked) }, []string{
+			fmt.Sprint(created), fmt.Sprint(resolved)}},
+		{"post without a claim", func() error { return db.MarkEventPosted(t.Context(), created, "1700000000.000100") }, []string{
+			fmt.Sprint(resolved)}},
+	}
+	for _, st := range steps {
+		if err := st.do(); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		if got := unposted(); !slices.Equal(got, st.want) {
+			t.Errorf("after %s: unposted %q, want %q", st.name, got, st.want)
+		}
+	}
+	if got := scalar[string](t, db, `SELECT slack_ts FROM incident_events WHERE id = $1`, acked); got != "1700000000.000400" {
+		t.Errorf("claiming a posted event changed its ts to %q", got)
+	}
+
+	if err := db.ClaimEventPost(t.Context(), 1<<40); !errors.Is(err, oncall.ErrNotFound) {
+		t.Errorf("ClaimEventPost of a missing event: %v, want ErrNotFound", err)
+	}
+	// An empty ts would read as a claim.
+	if err := db.MarkEventPosted(t.Context(), resolved, ""); err == nil {
+		t.Error("MarkEventPosted with an empty ts: got nil error")
+	}
+	if got := unposted(); !slices.Equal(got, []string{fmt.Sprint(resolved)}) {
+		t.Errorf("after refused calls: unposted %q", got)
 	}
 }

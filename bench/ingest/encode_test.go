@@ -1,9 +1,17 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/integrations"
@@ -19,7 +27,9 @@ func benchBody(b *testing.B) []byte {
 	return newAlert("c16-oncall", 12345, false).body
 }
 
-// BenchmarkParseWebhook is oncall's parser of the webhook body.
+// BenchmarkParseWebhook is oncall's parser of the webhook body (its typed
+// fast path, since 2026-11-25; the document parser it falls back to is
+// BenchmarkParseWebhookDocument in ./integrations).
 func BenchmarkParseWebhook(b *testing.B) {
 	body := benchBody(b)
 	for b.Loop() {
@@ -30,7 +40,7 @@ func BenchmarkParseWebhook(b *testing.B) {
 }
 
 // BenchmarkDecodeStruct decodes the same body into a struct of its fields:
-// what a typed fast path would cost.
+// the floor of a typed fast path.
 func BenchmarkDecodeStruct(b *testing.B) {
 	body := benchBody(b)
 	for b.Loop() {
@@ -42,7 +52,9 @@ func BenchmarkDecodeStruct(b *testing.B) {
 }
 
 // BenchmarkEncodeOncallBatch encodes the batch oncall queues for the body
-// (ingest does it twice per request).
+// with json.Marshal, as ingest did twice per request before 2026-11-25.
+// Ingest now encodes it once, without reflection (BenchmarkEncodeBatch in
+// ./integrations); BenchmarkHandler shows the whole handler.
 func BenchmarkEncodeOncallBatch(b *testing.B) {
 	body := benchBody(b)
 	batch, err := integrations.ParseWebhook(body, time.Now())
@@ -71,4 +83,43 @@ func benchEncode(b *testing.B, batch oncall.AlertBatch) {
 	}
 	b.ReportMetric(float64(size), "msg-bytes")
 	b.ReportMetric(float64(len(batch.Raw)), "body-bytes")
+}
+
+// BenchmarkHandler is oncall's whole ingest handler on the body, with the
+// queue replaced by a publisher that encodes what it is given (as the
+// queue does) and drops it: the handler's CPU without NATS and the network.
+func BenchmarkHandler(b *testing.B) {
+	body := benchBody(b)
+	var ins []oncall.Integration
+	for i := range 40 {
+		ins = append(ins, oncall.Integration{Name: fmt.Sprintf("bench-%d", i), Kind: "webhook",
+			Token: fmt.Sprintf("token-%d", i), Channel: fmt.Sprintf("C%d", i)})
+	}
+	pub := &discardPublisher{}
+	h := integrations.NewHandler(ins, pub, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	mux := http.NewServeMux()
+	h.Register(mux)
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/integrations/webhook/token-7", bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, req)
+		if w.Code != http.StatusAccepted {
+			b.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+	}
+	b.ReportMetric(float64(pub.bytes)/float64(b.N), "msg-bytes")
+}
+
+// discardPublisher takes batches as the queue does, without storing them.
+type discardPublisher struct{ bytes int }
+
+func (p *discardPublisher) PublishAlert(_ context.Context, b oncall.AlertBatch) error {
+	data, err := json.Marshal(b)
+	p.bytes += len(data)
+	return err
+}
+
+func (p *discardPublisher) PublishAlertData(_ context.Context, _, _ string, data []byte) error {
+	p.bytes += len(data)
+	return nil
 }

@@ -56,3 +56,12 @@ func rotation(r config.Rotation, loc *time.Location) (schedule.Rotation, error) 
 	}
 	return rot, nil
 }
+
+// schedulePeople lists the config's users for matching calendar names.
+func schedulePeople(cfg *config.Config) []schedule.Person {
+	people := make([]schedule.Person, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		people = append(people, schedule.Person{Email: u.Email, Slack: u.Slack, Name: u.Name})
+	}
+	return people
+}

@@ -25,6 +25,7 @@ import (
 	"github.com/oncallbot/oncall/escalation"
 	"github.com/oncallbot/oncall/integrations"
 	"github.com/oncallbot/oncall/queue"
+	"github.com/oncallbot/oncall/schedule"
 	"github.com/oncallbot/oncall/storage"
 )
 
@@ -104,6 +105,10 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
 	}
 	integs := cfg.OncallIntegrations()
+	defs, err := scheduleDefinitions(cfg)
+	if err != nil {
+		return err
+	}
 
 	q, err := queue.Open(ctx, queue.Options{URL: o.NATSURL, DataDir: o.DataDir, Replicas: o.NATSReplicas, Logger: log})
 	if err != nil {
@@ -112,7 +117,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	defer q.Close()
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), q.Collector())
 
 	var db atomic.Pointer[storage.DB] // set once the database is reached
 	mux := http.NewServeMux()
@@ -162,6 +167,14 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	db.Store(d)
 
 	svc := escalation.NewService(d, q, log, reg)
+	schedules := schedule.NewService(defs, d, &http.Client{Timeout: 30 * time.Second}, log)
+	secret, err := d.Secret(ctx, "calendar-feeds")
+	if err != nil {
+		shutdownHTTP(srv, log)
+		return err
+	}
+	feeds := schedule.NewCalendars(secret, schedules, schedulePeople(cfg), log)
+	feeds.Register(mux)
 	var workers sync.WaitGroup
 	// A consumer that stops while serving means alerts would be accepted
 	// and never processed: stop the process so that it is restarted.
@@ -188,6 +201,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 		}
 	}
 	if err == nil {
+		workers.Go(func() {
+			if err := schedules.Run(ctx); err != nil {
+				log.Error("schedules stopped", "err", err)
+			}
+		})
 		consume("alert processor", func() error { return q.ConsumeAlerts(ctx, svc.Process) })
 		consume("notifier", func() error { return q.ConsumeIncidentChanges(ctx, syncIncident) })
 		log.Info("ready", "slack", slackOn)

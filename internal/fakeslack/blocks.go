@@ -56,6 +56,7 @@ func validateBlocks(raw string) []string {
 type blockValidator struct {
 	problems []string
 	blockIDs map[string]bool
+	modal    bool // the blocks of a modal: input blocks are allowed
 }
 
 func (v *blockValidator) fail(path, format string, args ...any) {
@@ -92,6 +93,9 @@ func (v *blockValidator) block(path string, b map[string]any) {
 		for i, f := range fields {
 			v.text(fmt.Sprintf("%s/fields/%d", path, i), f, true, "", maxFieldText)
 		}
+		if acc, ok := b["accessory"]; ok {
+			v.button(path+"/accessory", acc, map[string]bool{})
+		}
 	case "context":
 		elems, _ := b["elements"].([]any)
 		if len(elems) == 0 || len(elems) > maxContextElements {
@@ -119,6 +123,8 @@ func (v *blockValidator) block(path string, b map[string]any) {
 		if title, ok := b["title"]; ok {
 			v.text(path+"/title", title, true, "plain_text", maxAltText)
 		}
+	case "input":
+		v.input(path, b)
 	case "divider":
 	default:
 		v.fail(path+"/type", "unsupported block type %v", b["type"])

@@ -135,7 +135,7 @@ func TestWebAPIErrors(t *testing.T) {
 			return err
 		}, "thread_not_found"},
 		{"unknown method", func() error {
-			_, err := good.GetUserInfoContext(ctx, "U1")
+			_, err := good.GetUserPresenceContext(ctx, "U1")
 			return err
 		}, "unknown_method"},
 	}
@@ -147,8 +147,8 @@ func TestWebAPIErrors(t *testing.T) {
 			}
 		})
 	}
-	if n := s.Calls("users.info"); n != 1 {
-		t.Errorf("unknown method users.info recorded %d times, want 1", n)
+	if n := s.Calls("users.getPresence"); n != 1 {
+		t.Errorf("unknown method users.getPresence recorded %d times, want 1", n)
 	}
 	if len(s.Messages()) != 0 {
 		t.Errorf("rejected calls stored messages: %+v", s.Messages())

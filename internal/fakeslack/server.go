@@ -55,6 +55,10 @@ type Config struct {
 	AckTimeout time.Duration
 	// Logger receives what the fake does at debug level; default discards.
 	Logger *slog.Logger
+	// Users, when set, are the only users that exist for users.info, and
+	// the ones users.lookupByEmail finds; otherwise any well-formed user
+	// id is a user in UTC, and no email is found.
+	Users []User
 }
 
 // Server is a running fake Slack. Its methods are safe for concurrent use.
@@ -69,6 +73,8 @@ type Server struct {
 	changed    chan struct{} // closed and replaced on every change of state
 	messages   []*Message    // in the order posted
 	ephemerals []Ephemeral
+	usergroups map[string][]string // members by user group id (usergroups.go)
+	ui         uiState             // modals and response_urls (views.go)
 	calls      []Call
 	faults     map[string][]fault
 	lastTS     int64 // microseconds; every ts is unique and increasing
@@ -136,6 +142,8 @@ func New(cfg Config) (*Server, error) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
 	mux.HandleFunc("GET /socket", s.serveSocket)
+	mux.HandleFunc("POST /commands/{n}", s.serveResponse)
+	mux.HandleFunc("POST /actions/{n}", s.serveResponse)
 	s.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	s.wg.Go(func() {
 		if err := s.http.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -22,6 +22,9 @@ type Ack struct {
 	// Elapsed is the time from sending the envelope to receiving the ack,
 	// for the record (Slack retries after 3s).
 	Elapsed time.Duration
+	// ResponseURL is the response_url the envelope carried (slash commands
+	// and clicks), to find the bot's answers in State.Responses.
+	ResponseURL string
 }
 
 // envelope is a Socket Mode request as sent, kept for redelivery.
@@ -161,10 +164,14 @@ func (s *Server) SendInteraction(ctx context.Context, payload any) (Ack, error) 
 // fields override the defaults of a /oncall command by user U0TEST in
 // channel C0TEST with empty text.
 func (s *Server) SendSlashCommand(ctx context.Context, fields map[string]string) (Ack, error) {
-	s.mu.Lock()
-	s.actionSeq++
-	n := s.actionSeq
-	s.mu.Unlock()
+	user, channel := "U0TEST", "C0TEST"
+	if v := fields["user_id"]; v != "" {
+		user = v
+	}
+	if v := fields["channel_id"]; v != "" {
+		channel = v
+	}
+	triggerID, responseURL := s.nextInteraction("commands", user, channel)
 	cmd := map[string]string{
 		"token":                 "verification-token",
 		"team_id":               TeamID,
@@ -177,13 +184,15 @@ func (s *Server) SendSlashCommand(ctx context.Context, fields map[string]string)
 		"text":                  "",
 		"api_app_id":            AppID,
 		"is_enterprise_install": "false",
-		"response_url":          fmt.Sprintf("%s/commands/%d", s.base, n),
-		"trigger_id":            fmt.Sprintf("%d.trigger", n),
+		"response_url":          responseURL,
+		"trigger_id":            triggerID,
 	}
 	for k, v := range fields {
 		cmd[k] = v
 	}
-	return s.sendNew(ctx, "slash_commands", cmd, true)
+	ack, err := s.sendNew(ctx, "slash_commands", cmd, true)
+	ack.ResponseURL = cmd["response_url"]
+	return ack, err
 }
 
 // Redeliver sends an envelope again with the same envelope id and payload
@@ -320,13 +329,12 @@ func (s *Server) ClickButton(ctx context.Context, c Click) (Ack, error) {
 	if m != nil {
 		msg = m.clone()
 	}
-	s.actionSeq++
-	n := s.actionSeq
 	actionTS := s.newTS()
 	s.mu.Unlock()
 	if m == nil {
 		return Ack{}, fmt.Errorf("fake slack: no message %s in %s", c.TS, c.Channel)
 	}
+	triggerID, responseURL := s.nextInteraction("actions", c.UserID, c.Channel)
 	if c.Blocks != nil {
 		msg.Blocks = c.Blocks
 	}
@@ -357,15 +365,17 @@ func (s *Server) ClickButton(ctx context.Context, c Click) (Ack, error) {
 		"api_app_id":            AppID,
 		"token":                 "verification-token",
 		"container":             container,
-		"trigger_id":            fmt.Sprintf("%d.trigger", n),
+		"trigger_id":            triggerID,
 		"team":                  map[string]any{"id": TeamID, "domain": "fake"},
 		"enterprise":            nil,
 		"is_enterprise_install": false,
 		"channel":               map[string]any{"id": msg.Channel, "name": "incidents"},
 		"message":               msg.wire(false),
 		"state":                 map[string]any{"values": map[string]any{}},
-		"response_url":          fmt.Sprintf("%s/actions/%d", s.base, n),
+		"response_url":          responseURL,
 		"actions":               []any{action},
 	}
-	return s.SendInteraction(ctx, payload)
+	ack, err := s.SendInteraction(ctx, payload)
+	ack.ResponseURL = responseURL
+	return ack, err
 }

@@ -47,29 +47,38 @@ type Button struct {
 	URL      string
 }
 
-// Buttons lists the message's buttons in order.
-func (m Message) Buttons() []Button {
-	var blocks []struct {
+// Buttons lists the message's buttons in order: those of its actions
+// blocks and those beside a section's text.
+func (m Message) Buttons() []Button { return buttonsOf(m.Blocks) }
+
+func buttonsOf(raw json.RawMessage) []Button {
+	type element struct {
 		Type     string `json:"type"`
-		BlockID  string `json:"block_id"`
-		Elements []struct {
-			Type     string `json:"type"`
-			ActionID string `json:"action_id"`
-			Value    string `json:"value"`
-			Style    string `json:"style"`
-			URL      string `json:"url"`
-			Text     struct {
-				Text string `json:"text"`
-			} `json:"text"`
-		} `json:"elements"`
+		ActionID string `json:"action_id"`
+		Value    string `json:"value"`
+		Style    string `json:"style"`
+		URL      string `json:"url"`
+		Text     struct {
+			Text string `json:"text"`
+		} `json:"text"`
 	}
-	_ = json.Unmarshal(m.Blocks, &blocks)
+	var blocks []struct {
+		Type      string    `json:"type"`
+		BlockID   string    `json:"block_id"`
+		Elements  []element `json:"elements"`
+		Accessory *element  `json:"accessory"`
+	}
+	_ = json.Unmarshal(raw, &blocks)
 	var out []Button
 	for _, b := range blocks {
-		if b.Type != "actions" {
+		elems := b.Elements
+		switch {
+		case b.Type == "section" && b.Accessory != nil:
+			elems = []element{*b.Accessory}
+		case b.Type != "actions":
 			continue
 		}
-		for _, e := range b.Elements {
+		for _, e := range elems {
 			if e.Type == "button" {
 				out = append(out, Button{BlockID: b.BlockID, ActionID: e.ActionID, Text: e.Text.Text, Value: e.Value, Style: e.Style, URL: e.URL})
 			}
@@ -114,7 +123,9 @@ type State struct {
 	Messages    []Message // every message and reply, in the order posted
 	Ephemerals  []Ephemeral
 	Calls       []Call
-	Connections int // open Socket Mode connections
+	Connections int        // open Socket Mode connections
+	Views       []View     // modals opened, in order
+	Responses   []Response // messages sent to response_urls, in order
 }
 
 // Message returns the message with ts in channel.
@@ -177,6 +188,10 @@ func (s *Server) snapshot() State {
 	for _, m := range s.messages {
 		st.Messages = append(st.Messages, m.clone())
 	}
+	for _, v := range s.ui.views {
+		st.Views = append(st.Views, *v)
+	}
+	st.Responses = slices.Clone(s.ui.answers)
 	return st
 }
 

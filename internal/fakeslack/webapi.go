@@ -31,7 +31,9 @@ const (
 // does not know the method.
 func methodToken(method string) tokenKind {
 	switch method {
-	case "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.history":
+	case "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.history",
+		"conversations.replies", "conversations.open", "usergroups.users.update", "usergroups.users.list",
+		"views.open", "users.info", "users.lookupByEmail":
 		return tokenBot
 	case "apps.connections.open":
 		return tokenApp
@@ -108,6 +110,20 @@ func (s *Server) answer(method, token string, p map[string]string) map[string]an
 		return s.postEphemeral(p)
 	case "conversations.history":
 		return s.history(p)
+	case "conversations.replies":
+		return s.replies(p)
+	case "conversations.open":
+		return s.openConversation(p)
+	case "usergroups.users.update":
+		return s.updateUsergroupUsers(p)
+	case "usergroups.users.list":
+		return s.listUsergroupUsers(p)
+	case "views.open":
+		return s.openView(p)
+	case "users.info":
+		return s.usersInfo(p)
+	case "users.lookupByEmail":
+		return s.lookupByEmail(p)
 	}
 	return slackError("unknown_method")
 }
