@@ -56,12 +56,23 @@ type Config struct {
 	// Users are the config's users: they map the people schedules name to
 	// Slack users.
 	Users []UserRef
-	// Admins are the Slack user ids of the people who may give away and
-	// cancel anyone's shifts.
+	// Admins are the people (Slack ids, emails or names, as in the config)
+	// who may give away and cancel anyone's shifts.
 	Admins []string
 	// ScheduleChannels maps a schedule to the Slack channel id that gets
 	// a note of its swaps and overrides; schedules without one get none.
 	ScheduleChannels map[string]string
+	// Feeds gives the calendar feed URLs that /oncall schedule and
+	// /oncall me show; nil shows none.
+	Feeds Feeds
+}
+
+// Feeds are the calendar subscription URLs of schedules and people.
+type Feeds interface {
+	ScheduleFeed(schedule string) string
+	// PersonFeed is the feed of the Slack user's shifts, if the config
+	// knows them.
+	PersonFeed(ctx context.Context, slackUser string) (string, bool)
 }
 
 // IncidentService applies people's actions to incidents

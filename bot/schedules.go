@@ -52,6 +52,7 @@ type scheduling struct {
 	people    *people
 	admins    map[string]bool
 	channels  map[string]string // schedule -> channel for notes
+	feeds     Feeds             // nil: no feed links
 
 	// accepting serializes the accepts of one swap request in this
 	// process, so that a double click stores one override.
@@ -69,6 +70,7 @@ func newScheduling(cfg Config, api slackUsers, now func() time.Time, log *slog.L
 		people:    newPeople(api, cfg.Users, now, log),
 		admins:    admins,
 		channels:  cfg.ScheduleChannels,
+		feeds:     cfg.Feeds,
 	}
 }
 
@@ -298,6 +300,9 @@ func (b *Bot) cmdSchedule(ctx context.Context, cmd slack.SlashCommand, args []st
 			continue
 		}
 		parts = append(parts, renderTimeline(name, from, to, b.slots(ctx, shifts)))
+		if b.sched.feeds != nil {
+			parts = append(parts, fmt.Sprintf(":calendar: Subscribe to *%s* in your calendar: %s", escape(name), b.sched.feeds.ScheduleFeed(name)))
+		}
 	}
 	b.respond(ctx, cmd.ResponseURL, truncate(strings.Join(parts, "\n\n"), maxMessageText))
 }
@@ -307,7 +312,13 @@ const maxMessageText = 40000
 
 func (b *Bot) cmdMe(ctx context.Context, cmd slack.SlashCommand, _ []string) {
 	mine, failed := b.shiftsOf(ctx, cmd.UserID, b.now(), myShiftsHorizon)
-	b.respond(ctx, cmd.ResponseURL, renderMine(mine, failed, b.now()))
+	text := renderMine(mine, failed, b.now())
+	if b.sched.feeds != nil {
+		if url, ok := b.sched.feeds.PersonFeed(ctx, cmd.UserID); ok {
+			text += "\n:calendar: Your shifts in your calendar: " + url
+		}
+	}
+	b.respond(ctx, cmd.ResponseURL, text)
 }
 
 // shiftsOf returns the user's shifts across the schedules over the next
@@ -357,7 +368,19 @@ func covers(slots []slot, user string, from, to time.Time) bool {
 
 // isAdmin says whether the Slack user may give away and cancel anyone's
 // shifts.
-func (b *Bot) isAdmin(user string) bool { return b.sched.admins[user] }
+// isAdmin says whether the Slack user is an admin: named in Admins by
+// Slack id, or by an email or name that resolves to them.
+func (b *Bot) isAdmin(ctx context.Context, user string) bool {
+	if b.sched.admins[user] {
+		return true
+	}
+	for admin := range b.sched.admins {
+		if id, ok := b.sched.people.slackID(ctx, admin); ok && id == user {
+			return true
+		}
+	}
+	return false
+}
 
 // postNote posts a note about a schedule to its channel, if it has one.
 func (b *Bot) postNote(ctx context.Context, schedule, text string) {
@@ -386,3 +409,7 @@ func (b *Bot) dm(ctx context.Context, user, text string, blocks ...slack.Block) 
 	}
 	return channel, ts, nil
 }
+
+// SetFeeds sets the calendar feed links shown by /oncall schedule and
+// /oncall me. Call it before Run: the links need the bot's own user lookup.
+func (b *Bot) SetFeeds(f Feeds) { b.sched.feeds = f }

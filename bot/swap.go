@@ -280,7 +280,7 @@ func (b *Bot) validateSwap(ctx context.Context, user string, input func(string) 
 	}
 	slots := b.slots(ctx, shifts)
 	switch {
-	case !b.isAdmin(user) && !covers(slots, user, r.start(), r.end()):
+	case !b.isAdmin(ctx, user) && !covers(slots, user, r.start(), r.end()):
 		errs[field] = fmt.Sprintf("You are not on call on %s for all of that time. Only the person on call, or an admin, can give it away.", r.Schedule)
 	case covers(slots, r.To, r.start(), r.end()):
 		errs[inputColleague] = "They are on call then already."
@@ -433,7 +433,7 @@ func (b *Bot) applySwap(ctx context.Context, r swapRequest) (o oncall.Override, 
 	if !end.After(now) {
 		return o, false, "the time of the request is over.", nil
 	}
-	if !b.isAdmin(r.From) {
+	if !b.isAdmin(ctx, r.From) {
 		from := start
 		if from.Before(now) {
 			from = now
@@ -658,7 +658,7 @@ func (b *Bot) cmdOverrides(ctx context.Context, cmd slack.SlashCommand, args []s
 		}
 		for _, o := range list {
 			id, _ := b.sched.people.slackID(ctx, o.Person)
-			items = append(items, overrideItem{Override: o, Slack: id, CanCancel: b.mayCancel(cmd.UserID, o, id)})
+			items = append(items, overrideItem{Override: o, Slack: id, CanCancel: b.mayCancel(ctx, cmd.UserID, o, id)})
 		}
 	}
 	sortOverrides(items)
@@ -674,8 +674,8 @@ func sortOverrides(items []overrideItem) {
 
 // mayCancel says whether the user may cancel the override: its creator,
 // the person it puts on call, and admins may.
-func (b *Bot) mayCancel(user string, o oncall.Override, personSlack string) bool {
-	return b.isAdmin(user) || o.CreatedBy == oncall.SlackActor(user) || personSlack == user
+func (b *Bot) mayCancel(ctx context.Context, user string, o oncall.Override, personSlack string) bool {
+	return b.isAdmin(ctx, user) || o.CreatedBy == oncall.SlackActor(user) || personSlack == user
 }
 
 func (b *Bot) cancelOverride(ctx context.Context, cb slack.InteractionCallback, ref overrideRef) {
@@ -698,7 +698,7 @@ func (b *Bot) cancelOverride(ctx context.Context, cb slack.InteractionCallback, 
 		return
 	}
 	person, _ := b.sched.people.slackID(ctx, o.Person)
-	if !b.mayCancel(user, o, person) {
+	if !b.mayCancel(ctx, user, o, person) {
 		b.respond(ctx, cb.ResponseURL, "Only the person who made an override, the person it puts on call, or an admin can cancel it.")
 		return
 	}

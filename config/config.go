@@ -19,7 +19,10 @@ import (
 // Config is a parsed and validated config file.
 type Config struct {
 	// Timezone is the default time zone of schedules; empty means UTC.
-	Timezone         string            `yaml:"timezone,omitempty"`
+	Timezone string `yaml:"timezone,omitempty"`
+	// Admins may give away and cancel anyone's shifts in Slack: user
+	// emails or Slack ids.
+	Admins           []string          `yaml:"admins,omitempty"`
 	Users            []User            `yaml:"users,omitempty"`
 	Schedules        []Schedule        `yaml:"schedules,omitempty"`
 	EscalationChains []EscalationChain `yaml:"escalation_chains,omitempty"`

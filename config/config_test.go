@@ -503,3 +503,24 @@ func TestParseWindow(t *testing.T) {
 		}
 	}
 }
+
+func TestAdmins(t *testing.T) {
+	data := `admins: [alice@example.com, U0BOB, nobody]
+users:
+  - email: alice@example.com
+  - slack: U0BOB
+integrations:
+  - {name: a, kind: webhook, token: 0123456789abcdef, channel: C0A}
+`
+	_, err := Parse("a.yaml", []byte(data), lookup(nil))
+	if err == nil || !strings.Contains(err.Error(), `a.yaml:1: `) || !strings.Contains(err.Error(), "nobody") {
+		t.Fatalf("an unknown admin: %v, want an error at line 1 naming it", err)
+	}
+	c, err := Parse("a.yaml", []byte(strings.Replace(data, ", nobody", "", 1)), lookup(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(c.Admins, ",") != "alice@example.com,U0BOB" {
+		t.Errorf("admins = %q", c.Admins)
+	}
+}

@@ -29,6 +29,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 	c := &Config{}
 	found := d.mapping(n, "config", map[string]field{
 		"timezone": d.str(&c.Timezone),
+		"admins":   d.refs(&c.Admins, refUser),
 		"users": d.list(func(e *yaml.Node) {
 			c.Users = append(c.Users, d.user(e))
 		}),

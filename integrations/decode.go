@@ -255,12 +255,15 @@ func startsObject(body []byte) bool {
 // struct whose JSON field names are names gives each field the member of
 // exactly that name, as the document parser would: no top-level member
 // name holds an escape, repeats one of names, or equals one of names only
-// case-insensitively (the way json.Unmarshal also matches fields). names
-// holds at most 64 names.
-func plainMembers(body []byte, names [][]byte) bool {
+// case-insensitively (the way json.Unmarshal also matches fields). Bit j of
+// noNestedNull also requires that the value of names[j] hold no null
+// inside it: json.Unmarshal stores a null map value as "", which the
+// document parser rejects. names holds at most 64 names.
+func plainMembers(body []byte, names [][]byte, noNestedNull uint64) bool {
 	var seen uint64 // bit j: names[j] seen
 	depth := 0
 	atKey := false // the next string at depth 1 is a member name
+	member := -1   // index in names of the member whose value is being read
 	for i := 0; i < len(body); i++ {
 		switch body[i] {
 		case '{':
@@ -272,6 +275,10 @@ func plainMembers(body []byte, names [][]byte) bool {
 			depth--
 		case ',':
 			atKey = depth == 1
+		case 'n': // outside strings, only null holds an n
+			if depth > 1 && member >= 0 && noNestedNull&(1<<member) != 0 {
+				return false
+			}
 		case '"':
 			end, escaped := i+1, false
 			for ; end < len(body) && body[end] != '"'; end++ {
@@ -285,12 +292,14 @@ func plainMembers(body []byte, names [][]byte) bool {
 					return false
 				}
 				key := body[i+1 : min(end, len(body))]
+				member = -1
 				for j, name := range names {
 					if bytes.Equal(key, name) {
 						if seen&(1<<j) != 0 {
 							return false
 						}
 						seen |= 1 << j
+						member = j
 					} else if bytes.EqualFold(key, name) {
 						return false
 					}

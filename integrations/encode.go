@@ -51,13 +51,19 @@ func appendCompactJSON(dst, src []byte) []byte {
 	for i := 0; i < len(src); i++ {
 		c := src[i]
 		if !inString {
-			switch c {
-			case '"':
+			switch {
+			case c == '"':
 				inString = true
-			case ' ', '\t', '\n', '\r':
+			case isJSONSpace[c]:
 				dst = append(dst, src[start:i]...)
+				for i+1 < len(src) && isJSONSpace[src[i+1]] {
+					i++
+				}
 				start = i + 1
 			}
+			continue
+		}
+		if !stopInString[c] {
 			continue
 		}
 		switch c {
@@ -80,3 +86,15 @@ func appendCompactJSON(dst, src []byte) []byte {
 	}
 	return append(dst, src[start:]...)
 }
+
+// isJSONSpace and stopInString are the bytes appendCompactJSON acts on
+// outside and inside strings.
+var isJSONSpace, stopInString = func() (space, stop [256]bool) {
+	for _, c := range []byte(" \t\n\r") {
+		space[c] = true
+	}
+	for _, c := range []byte("\\\"<>&\xe2") {
+		stop[c] = true
+	}
+	return space, stop
+}()

@@ -132,6 +132,14 @@ func appendTimeMember(dst []byte, name string, t time.Time) (_ []byte, ok bool) 
 	return append(dst, '"'), true
 }
 
+// jsonSafe holds the ASCII bytes appendJSONString copies as they are.
+var jsonSafe = func() (safe [utf8.RuneSelf]bool) {
+	for c := range safe {
+		safe[c] = c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return safe
+}()
+
 // appendJSONString appends s as a JSON string the way json.Marshal does:
 // <, > and & escaped for HTML, invalid UTF-8 replaced by U+FFFD, U+2028
 // and U+2029 escaped.
@@ -142,7 +150,7 @@ func appendJSONString(dst []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}

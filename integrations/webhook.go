@@ -182,17 +182,16 @@ func urlField(doc webhookFields, key string) (string, error) {
 }
 
 // webhookJSON is the typed fast path of ParseWebhook: the documented
-// members of a webhook body. Label values are pointers so that a null
-// value, which the document parser rejects, is told apart from "".
+// members of a webhook body.
 type webhookJSON struct {
-	Title    string             `json:"title"`
-	Message  string             `json:"message"`
-	Status   string             `json:"status"`
-	DedupKey string             `json:"dedup_key"`
-	Severity string             `json:"severity"`
-	Link     string             `json:"link"`
-	ImageURL string             `json:"image_url"`
-	Labels   map[string]*string `json:"labels"`
+	Title    string            `json:"title"`
+	Message  string            `json:"message"`
+	Status   string            `json:"status"`
+	DedupKey string            `json:"dedup_key"`
+	Severity string            `json:"severity"`
+	Link     string            `json:"link"`
+	ImageURL string            `json:"image_url"`
+	Labels   map[string]string `json:"labels"`
 }
 
 // webhookMembers are the JSON names of webhookJSON's fields.
@@ -201,11 +200,15 @@ var webhookMembers = [][]byte{
 	[]byte("severity"), []byte("link"), []byte("image_url"), []byte("labels"),
 }
 
+// webhookNoNestedNull marks labels in webhookMembers: a null label value
+// is left to the document parser, which rejects it.
+const webhookNoNestedNull = 1 << 7
+
 // decodeWebhookFast decodes body into a webhookJSON with json.Unmarshal.
 // It reports false whenever the result might differ from the document
 // parser's: body is not a valid JSON object of members of the right types,
 // or a member name is escaped, repeats a documented one or matches one only
-// case-insensitively (json.Unmarshal matches struct fields that way and
+// case-insensitively, or a label value is null (json.Unmarshal matches struct fields that way and
 // merges repeated objects; the document parser takes names exactly and the
 // last of repeated members).
 func decodeWebhookFast(body []byte) (*webhookJSON, bool) {
@@ -216,7 +219,7 @@ func decodeWebhookFast(body []byte) (*webhookJSON, bool) {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, false
 	}
-	if !plainMembers(body, webhookMembers) {
+	if !plainMembers(body, webhookMembers, webhookNoNestedNull) {
 		return nil, false
 	}
 	return &w, true
@@ -246,12 +249,7 @@ func (w *webhookJSON) stringMap(key string, maxValue int) (map[string]string, er
 	if key != "labels" {
 		return nil, fmt.Errorf("webhook member %q is not decoded by the fast path", key)
 	}
-	return sanitizeStringMap(key, w.Labels, maxValue, func(k string, v *string) (string, error) {
-		if v == nil {
-			return "", inputErrorf(joinPath(key, k), "expected string, got null")
-		}
-		return *v, nil
-	})
+	return sanitizeStringMap(key, w.Labels, maxValue, func(_ string, v string) (string, error) { return v, nil })
 }
 
 func (w *webhookJSON) at(key string) string { return key }

@@ -2,6 +2,7 @@ package schedule
 
 import (
 	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -137,4 +138,39 @@ func calendarError(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(code)
 	_ = json.NewEncoder(w).Encode(map[string]string{"error": msg})
+}
+
+// Links makes the feeds' full URLs under base (the server's public URL,
+// e.g. https://oncall.example.com; empty gives paths). slackUser maps a
+// person's email to their Slack user, for people the config knows by email.
+func (c *Calendars) Links(base string, slackUser func(ctx context.Context, person string) (string, bool)) *Links {
+	return &Links{base: strings.TrimSuffix(base, "/"), cal: c, slackUser: slackUser}
+}
+
+// Links are the feed URLs that the bot shows.
+type Links struct {
+	base      string
+	cal       *Calendars
+	slackUser func(ctx context.Context, person string) (string, bool)
+}
+
+// ScheduleFeed is the URL of a schedule's feed.
+func (l *Links) ScheduleFeed(schedule string) string {
+	return l.base + Path(l.cal.ScheduleToken(schedule))
+}
+
+// PersonFeed is the URL of the feed of the config's person who is the
+// Slack user, if there is one.
+func (l *Links) PersonFeed(ctx context.Context, slackUser string) (string, bool) {
+	for _, p := range l.cal.people {
+		match := p.Slack != "" && p.Slack == slackUser
+		if !match && p.Slack == "" && p.Email != "" && l.slackUser != nil {
+			id, ok := l.slackUser(ctx, p.Email)
+			match = ok && id == slackUser
+		}
+		if match {
+			return l.base + Path(l.cal.PersonToken(p)), true
+		}
+	}
+	return "", false
 }

@@ -13,7 +13,8 @@ import (
 
 // AddOverride stores an override and returns it as stored: with its ID,
 // CreatedAt (now, unless o.CreatedAt is set) and times in UTC, to the
-// microsecond. The span must not be empty.
+// microsecond. The span must not be empty. The same live override (schedule,
+// person, start and end) twice is oncall.ErrConflict.
 func (db *DB) AddOverride(ctx context.Context, o oncall.Override) (oncall.Override, error) {
 	if err := validateOverride(o); err != nil {
 		return oncall.Override{}, fmt.Errorf("add override to schedule %q: %w", o.Schedule, err)
@@ -24,6 +25,9 @@ func (db *DB) AddOverride(ctx context.Context, o oncall.Override) (oncall.Overri
 		RETURNING id, starts_at, ends_at, created_at`,
 		o.Schedule, o.Person, o.Start, o.End, string(o.CreatedBy), o.Reason, nullTime(o.CreatedAt),
 	).Scan(&o.ID, &o.Start, &o.End, &o.CreatedAt)
+	if isViolation(err, uniqueViolation) {
+		return oncall.Override{}, fmt.Errorf("add override to schedule %q: the same override exists: %w", o.Schedule, oncall.ErrConflict)
+	}
 	if err != nil {
 		return oncall.Override{}, fmt.Errorf("add override to schedule %q: %w", o.Schedule, err)
 	}

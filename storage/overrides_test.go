@@ -49,6 +49,7 @@ func TestAddOverrideRoundTrip(t *testing.T) {
 
 	created := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	in.CreatedAt = created
+	in.End = hours(9) // another range: the same one again is a conflict
 	got, err = db.AddOverride(t.Context(), in)
 	if err != nil {
 		t.Fatal(err)
@@ -185,4 +186,24 @@ func overrideIDs(os []oncall.Override) []int64 {
 		ids = append(ids, o.ID)
 	}
 	return ids
+}
+
+func TestAddOverrideTwiceConflicts(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	o := oncall.Override{Schedule: "primary", Person: "bob@example.com", Start: hours(0), End: hours(8), CreatedBy: oncall.SlackActor("U1")}
+	first, err := db.AddOverride(t.Context(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddOverride(t.Context(), o); !errors.Is(err, oncall.ErrConflict) {
+		t.Fatalf("the same override again: %v, want ErrConflict", err)
+	}
+	// Once cancelled, the same range can be given again.
+	if err := db.CancelOverride(t.Context(), first.ID, oncall.SlackActor("U1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.AddOverride(t.Context(), o); err != nil {
+		t.Errorf("the same override after cancelling the first: %v", err)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/oncallbot/oncall/bot"
 	"github.com/oncallbot/oncall/config"
 	"github.com/oncallbot/oncall/schedule"
 )
@@ -64,4 +65,13 @@ func schedulePeople(cfg *config.Config) []schedule.Person {
 		people = append(people, schedule.Person{Email: u.Email, Slack: u.Slack, Name: u.Name})
 	}
 	return people
+}
+
+// botUsers lists the config's users for the bot's name matching.
+func botUsers(cfg *config.Config) []bot.UserRef {
+	users := make([]bot.UserRef, 0, len(cfg.Users))
+	for _, u := range cfg.Users {
+		users = append(users, bot.UserRef{Email: u.Email, Slack: u.Slack, Name: u.Name})
+	}
+	return users
 }

@@ -39,8 +39,11 @@ type serveOptions struct {
 	// NATSReplicas is the replica count of the streams on an external
 	// cluster (ONCALL_NATS_REPLICAS; 3 on a three-node cluster).
 	NATSReplicas int
-	Slack        bot.Config
-	Lookup       env // for ${VAR} in the config file
+	// PublicURL is where people reach this server (ONCALL_PUBLIC_URL), for
+	// the calendar feed links shown in Slack.
+	PublicURL string
+	Slack     bot.Config
+	Lookup    env // for ${VAR} in the config file
 
 	// onListen, when set, is told the bound address (tests listen on :0).
 	onListen func(net.Addr)
@@ -64,6 +67,7 @@ func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (
 		}
 		o.NATSReplicas = n
 	}
+	o.PublicURL = lookup.get("ONCALL_PUBLIC_URL", "")
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ConfigPath, "config", lookup.get("ONCALL_CONFIG", "oncall.yaml"), "config file (env ONCALL_CONFIG)")
@@ -171,6 +175,9 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	secret, err := d.Secret(ctx, "calendar-feeds")
 	if err != nil {
 		shutdownHTTP(srv, log)
+		if ctx.Err() != nil {
+			return nil // stopped meanwhile
+		}
 		return err
 	}
 	feeds := schedule.NewCalendars(secret, schedules, schedulePeople(cfg), log)
@@ -188,7 +195,22 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	syncIncident := func(ctx context.Context, id int64) error { return nil }
 	if slackOn {
-		b, berr := bot.New(bot.Config{BotToken: o.Slack.BotToken, AppToken: o.Slack.AppToken, APIURL: o.Slack.APIURL, Logger: log}, svc, d)
+		slackCfg := bot.Config{BotToken: o.Slack.BotToken, AppToken: o.Slack.AppToken, APIURL: o.Slack.APIURL, Logger: log}
+		withSchedules := slackCfg
+		withSchedules.Schedules, withSchedules.Overrides = schedules, d
+		withSchedules.Users, withSchedules.Admins = botUsers(cfg), cfg.Admins
+		withSchedules.ScheduleChannels = map[string]string{}
+		targets := map[string]bot.AnnounceTarget{}
+		for _, def := range defs {
+			withSchedules.ScheduleChannels[def.Name] = def.Channel
+			targets[def.Name] = bot.AnnounceTarget{Channel: def.Channel, Usergroup: def.Usergroup, Location: def.Location}
+		}
+		b, berr := bot.New(withSchedules, svc, d)
+		var ann *bot.Announcer
+		if berr == nil {
+			b.SetFeeds(feeds.Links(o.PublicURL, b.SlackUser))
+			ann, berr = bot.NewAnnouncer(bot.AnnouncerConfig{Slack: slackCfg, Schedules: schedules, Targets: targets, Store: d, SlackUser: b.SlackUser})
+		}
 		if berr != nil {
 			err = fmt.Errorf("start Slack: %w", berr)
 		} else {
@@ -196,6 +218,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 			workers.Go(func() {
 				if err := b.Run(ctx); err != nil && ctx.Err() == nil {
 					log.Error("Slack connection stopped; alerts are still accepted and stored", "err", err)
+				}
+			})
+			workers.Go(func() {
+				if err := ann.Run(ctx); err != nil && ctx.Err() == nil {
+					log.Error("schedule announcements stopped", "err", err)
 				}
 			})
 		}
