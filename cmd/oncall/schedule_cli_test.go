@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/oncallbot/oncall/config"
 	"github.com/oncallbot/oncall/internal/golden"
 )
 
@@ -62,4 +65,17 @@ func TestScheduleCommandErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestConfigCheckWarnsAboutRotationGaps(t *testing.T) {
+	cfg, err := config.Load("testdata/gaps.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 3, 27, 12, 0, 0, 0, time.UTC) // the DST change in Berlin is in the window
+	var got []string
+	for _, w := range rotationGaps(cfg, now) {
+		got = append(got, fmt.Sprintf("%d: %s", w.line, w.msg))
+	}
+	golden.Check(t, "testdata/gaps.golden", []byte(strings.Join(got, "\n")+"\n"))
 }
