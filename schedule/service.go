@@ -88,11 +88,22 @@ type svcSchedule struct {
 type svcView struct {
 	gen      uint64
 	from, to time.Time
+	built    time.Time
 	index    *Index
 }
 
 func (v *svcView) covers(from, to time.Time) bool {
 	return v != nil && !from.Before(v.from) && !to.After(v.to)
+}
+
+// svcMaxAge bounds how long an index is used before the stored overrides
+// are read again: OverridesChanged tells only this replica of a change
+// made through it, so other replicas see it within this time.
+const svcMaxAge = 30 * time.Second
+
+// current says whether v answers for [from, to) as of gen at now.
+func (v *svcView) current(gen uint64, from, to, now time.Time) bool {
+	return v.covers(from, to) && v.gen == gen && now.Sub(v.built) < svcMaxAge
 }
 
 // NewService prepares the schedules; nothing is loaded until Load or Run.
@@ -278,11 +289,11 @@ func (s *Service) schedule(name string) (*svcSchedule, error) {
 // the stored overrides cannot be read, a stale cached index that covers
 // the span is better than no answer.
 func (s *Service) index(ctx context.Context, sch *svcSchedule, from, to time.Time) (*Index, error) {
+	now := s.now()
 	v := sch.view.Load()
-	if v != nil && v.gen == sch.gen.Load() && v.covers(from, to) {
+	if v.current(sch.gen.Load(), from, to, now) {
 		return v.index, nil
 	}
-	now := s.now()
 	if from.Before(now.Add(-svcWindowBefore)) || to.After(now.Add(svcWindowAfter)) {
 		shifts, err := s.merged(ctx, sch, from, to)
 		if err != nil {
@@ -293,7 +304,7 @@ func (s *Service) index(ctx context.Context, sch *svcSchedule, from, to time.Tim
 
 	sch.buildMu.Lock()
 	defer sch.buildMu.Unlock()
-	if v = sch.view.Load(); v != nil && v.gen == sch.gen.Load() && v.covers(from, to) {
+	if v = sch.view.Load(); v.current(sch.gen.Load(), from, to, now) {
 		return v.index, nil // built while we waited
 	}
 	nv, err := s.build(ctx, sch)
@@ -318,7 +329,7 @@ func (s *Service) build(ctx context.Context, sch *svcSchedule) (*svcView, error)
 	if err != nil {
 		return nil, err
 	}
-	v := &svcView{gen: gen, from: from, to: to, index: NewIndex(shifts)}
+	v := &svcView{gen: gen, from: from, to: to, built: now, index: NewIndex(shifts)}
 	sch.view.Store(v)
 	return v, nil
 }

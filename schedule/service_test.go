@@ -386,3 +386,24 @@ func TestServiceWithStoredOverrides(t *testing.T) {
 		t.Errorf("on call %v after cancelling the swap, want alice", got)
 	}
 }
+
+// TestOverridesOfOtherReplicas: an override stored through another replica
+// (so no OverridesChanged here) shows once the index is svcMaxAge old.
+func TestOverridesOfOtherReplicas(t *testing.T) {
+	store := &sliceStore{}
+	s := newStoreService(t, store, primaryDefinition())
+	now := srcTestNow
+	s.now = func() time.Time { return now }
+	if got := whoIsOnCall(t, s, "primary"); !slices.Equal(got, []string{"alice@example.com/calendar"}) {
+		t.Fatalf("on call %v before the override, want alice", got)
+	}
+	store.add("primary", "bob@example.com", -time.Hour, time.Hour)
+	now = srcTestNow.Add(svcMaxAge - time.Second)
+	if got := whoIsOnCall(t, s, "primary"); !slices.Equal(got, []string{"alice@example.com/calendar"}) {
+		t.Fatalf("on call %v within svcMaxAge, want alice from the cached index", got)
+	}
+	now = srcTestNow.Add(svcMaxAge)
+	if got := whoIsOnCall(t, s, "primary"); !slices.Equal(got, []string{"bob@example.com/override"}) {
+		t.Errorf("on call %v after svcMaxAge, want bob's override made elsewhere", got)
+	}
+}
