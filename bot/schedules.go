@@ -252,7 +252,7 @@ func (b *Bot) cmdWho(ctx context.Context, cmd slack.SlashCommand, args []string)
 		e.Now, e.Next = nowAndNext(b.slots(ctx, current), b.slots(ctx, ahead), now)
 		entries = append(entries, e)
 	}
-	b.respond(ctx, cmd.ResponseURL, renderWho(entries))
+	b.respond(ctx, cmd.ResponseURL, renderWho(entries)+b.sourceProblems(names))
 }
 
 // nowAndNext returns who is on call now, until when (the end of their
@@ -304,7 +304,23 @@ func (b *Bot) cmdSchedule(ctx context.Context, cmd slack.SlashCommand, args []st
 			parts = append(parts, fmt.Sprintf(":calendar: Subscribe to *%s* in your calendar: %s", escape(name), b.sched.feeds.ScheduleFeed(name)))
 		}
 	}
-	b.respond(ctx, cmd.ResponseURL, truncate(strings.Join(parts, "\n\n"), maxMessageText))
+	b.respond(ctx, cmd.ResponseURL, truncate(strings.Join(parts, "\n\n")+b.sourceProblems(names), maxMessageText))
+}
+
+// sourceProblems warns that the answer may be out of date when a
+// schedule's calendar cannot be refreshed, if the schedules can tell.
+func (b *Bot) sourceProblems(names []string) string {
+	p, ok := b.sched.schedules.(interface{ Problem(schedule string) string })
+	if !ok {
+		return ""
+	}
+	var out strings.Builder
+	for _, name := range names {
+		if problem := p.Problem(name); problem != "" {
+			fmt.Fprintf(&out, "\n:warning: *%s*: %s", escape(name), escape(problem))
+		}
+	}
+	return out.String()
 }
 
 // maxMessageText is Slack's limit on a message's text.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,6 +266,28 @@ func (s *Service) Status(schedule string) SourceStatus {
 		st.Overrides = &o
 	}
 	return st
+}
+
+// Problem says, for people, why a schedule's answers may be out of date:
+// a calendar whose last fetch failed (its last good copy is in use, if
+// any). It is "" when every calendar is current.
+func (s *Service) Problem(schedule string) string {
+	st := s.Status(schedule)
+	var problems []string
+	for _, c := range []struct {
+		what string
+		st   *SourceStatus
+	}{{"calendar", &st}, {"overrides calendar", st.Overrides}} {
+		if c.st == nil || c.st.LastError == "" {
+			continue
+		}
+		since := "never loaded"
+		if c.st.Loaded {
+			since = "using the copy of " + c.st.LastSuccess.UTC().Format(time.RFC3339)
+		}
+		problems = append(problems, fmt.Sprintf("the %s cannot be refreshed (%s): %s", c.what, since, c.st.LastError))
+	}
+	return strings.Join(problems, "; ")
 }
 
 // OverridesChanged makes the next answer for the schedule read the stored

@@ -197,6 +197,11 @@ func TestURLSourceRefresh(t *testing.T) {
 		if !strings.Contains(st.LastError, step.wantErr) || (step.wantErr == "") != (st.LastError == "") {
 			t.Errorf("%s: LastError %q, want %q", step.name, st.LastError, step.wantErr)
 		}
+		// People are told in Slack when the copy in use is old.
+		if p := s.Problem("primary"); (step.wantErr == "") != (p == "") ||
+			(p != "" && !strings.Contains(p, "the calendar cannot be refreshed (using the copy of ")) {
+			t.Errorf("%s: Problem %q", step.name, p)
+		}
 		if st.ETag != step.wantETag || !st.Loaded || st.Events != 1 {
 			t.Errorf("%s: status ETag %s, Loaded %v, Events %d; want %s, true, 1",
 				step.name, st.ETag, st.Loaded, st.Events, step.wantETag)
@@ -266,6 +271,9 @@ func TestFirstLoadFailureLeavesScheduleEmpty(t *testing.T) {
 			st := s.Status("primary")
 			if !strings.Contains(st.LastError, tt.wantErr) || st.Loaded || !st.LastSuccess.IsZero() {
 				t.Errorf("status %+v, want LastError containing %q, not loaded, no success", st, tt.wantErr)
+			}
+			if p := s.Problem("primary"); !strings.Contains(p, "the calendar cannot be refreshed (never loaded)") {
+				t.Errorf("Problem %q, want it to say the calendar was never loaded", p)
 			}
 		})
 	}
