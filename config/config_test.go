@@ -226,6 +226,10 @@ func withoutLines(c *Config) Config {
 			r.Line = 0
 			s.Rotation = &r
 		}
+		s.Rotations = slices.Clone(s.Rotations)
+		for j := range s.Rotations {
+			s.Rotations[j].Line = 0
+		}
 	}
 	out.EscalationChains = slices.Clone(c.EscalationChains)
 	for i := range out.EscalationChains {

@@ -32,7 +32,8 @@ Usage:
 
 Environment: DATABASE_URL, NATS_URL, SLACK_BOT_TOKEN, SLACK_APP_TOKEN, SLACK_API_URL,
 ONCALL_CONFIG, ONCALL_LISTEN, ONCALL_DATA_DIR, ONCALL_LOG_LEVEL (debug|info|warn|error),
-ONCALL_NATS_REPLICAS (stream replicas on an external NATS cluster; default 1).
+ONCALL_NATS_REPLICAS (stream replicas on an external NATS cluster; default 1),
+ONCALL_PUBLIC_URL (this server's URL, for the calendar feed links shown in Slack).
 `
 
 func main() {

@@ -53,8 +53,9 @@ func loadSchedules(ctx context.Context, configPath string, lookup env, stderr io
 	}
 	svc := schedule.NewService(defs, store, &http.Client{Timeout: 30 * time.Second}, log)
 	if err := svc.Load(ctx); err != nil {
-		closeDB()
-		return nil, nil, err
+		// One unreachable calendar must not hide the others: answer from
+		// what loaded, and say what did not.
+		fmt.Fprintf(stderr, "warning: %v\n", err)
 	}
 	return svc, closeDB, nil
 }
