@@ -250,3 +250,98 @@ type Override struct {
 	Reason    string
 	CreatedAt time.Time
 }
+
+// StepKind names what a step of an escalation chain does.
+type StepKind string
+
+const (
+	StepNotifySchedule  StepKind = "notify_schedule"  // whoever is on call for Schedule
+	StepNotifyUsers     StepKind = "notify_users"     // each of Users
+	StepNotifyUsergroup StepKind = "notify_usergroup" // Usergroup, mentioned in the incident's channel
+	StepNotifyChannel   StepKind = "notify_channel"   // @here or @channel in the incident's channel
+	StepWait            StepKind = "wait"             // Wait before the next step
+)
+
+// EscalationChain is the ordered steps taken for an incident until someone
+// acknowledges it. The steps run Repeat more times after the first pass.
+type EscalationChain struct {
+	Name   string
+	Repeat int
+	// AutoResolve, if set, resolves the incident that long after the last
+	// pass ended with nobody acknowledging it.
+	AutoResolve time.Duration
+	// AckTimeout, if set, restarts the chain of an incident acknowledged
+	// that long ago and still not resolved.
+	AckTimeout time.Duration
+	Steps      []EscalationStep
+}
+
+// EscalationStep is one step of a chain; Kind says which field applies.
+type EscalationStep struct {
+	Kind      StepKind
+	Schedule  string        // StepNotifySchedule: schedule name
+	Users     []string      // StepNotifyUsers: user references (email or Slack id)
+	Usergroup string        // StepNotifyUsergroup: Slack user group id
+	Mention   string        // StepNotifyChannel: "here" or "channel"
+	Wait      time.Duration // StepWait
+}
+
+// NotifyChannel is how a person is paged.
+type NotifyChannel string
+
+const (
+	NotifySlack NotifyChannel = "slack"
+	NotifySMS   NotifyChannel = "sms"
+	NotifyCall  NotifyChannel = "call"
+)
+
+// NotifyRule is one step of a personal notification plan: page by Channel,
+// or (Channel empty) wait before the next rule.
+type NotifyRule struct {
+	Channel NotifyChannel
+	Wait    time.Duration
+}
+
+// Mention targets of deliveries that are not one person: Slack's special
+// mentions, posted in the incident's channel. A usergroup is
+// MentionUsergroupPrefix + its id, as Slack writes <!subteam^S0123>.
+const (
+	MentionHere            = "!here"
+	MentionChannel         = "!channel"
+	MentionUsergroupPrefix = "!subteam^"
+)
+
+// DeliveryStatus is where a delivery is in its life.
+type DeliveryStatus string
+
+const (
+	DeliveryPending   DeliveryStatus = "pending"   // waiting for DueAt
+	DeliveryQueued    DeliveryStatus = "queued"    // claimed by a worker, on its way
+	DeliverySending   DeliveryStatus = "sending"   // the provider call may have been made
+	DeliverySent      DeliveryStatus = "sent"      // the provider accepted it
+	DeliveryDelivered DeliveryStatus = "delivered" // the provider confirmed it arrived
+	DeliveryFailed    DeliveryStatus = "failed"
+	DeliveryCancelled DeliveryStatus = "cancelled" // acknowledged or resolved before it was sent
+)
+
+// Delivery is one page of one person (or one mention in a channel) by one
+// channel. Key is unique: "incident:step:repeat:person:channel", with
+// ":N" appended for the Nth use of a channel in the same plan (N > 1).
+type Delivery struct {
+	ID         int64
+	Key        string
+	IncidentID int64
+	Step       int
+	Repeat     int
+	// Person is a config user reference (email or Slack id) as the chain or
+	// the schedule named them, or one of the Mention* targets.
+	Person     string
+	Channel    NotifyChannel
+	DueAt      time.Time
+	Status     DeliveryStatus
+	Attempts   int
+	Error      string
+	ProviderID string
+	CreatedAt  time.Time
+	SentAt     time.Time // zero until sent
+}

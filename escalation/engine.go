@@ -1,0 +1,337 @@
+package escalation
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/oncallbot/oncall"
+	"github.com/oncallbot/oncall/storage"
+)
+
+// EscalationStore is the part of the database the engine uses.
+type EscalationStore interface {
+	StartEscalation(ctx context.Context, incidentID int64, chain string, at time.Time) (bool, error)
+	StopEscalation(ctx context.Context, incidentID int64, wakeAt time.Time) (bool, error)
+	RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (bool, error)
+	EscalateNow(ctx context.Context, incidentID int64, at time.Time) (bool, error)
+	ProcessDueEscalations(ctx context.Context, now time.Time, limit int, fn storage.EscalationFunc) (int, []int64, error)
+}
+
+// OnCaller tells who is on call for a schedule at an instant.
+type OnCaller interface {
+	OnCall(ctx context.Context, schedule string, at time.Time) ([]oncall.Shift, error)
+}
+
+// People gives each person their notification plan.
+type People interface {
+	Plan(person string, sev oncall.Severity) []oncall.NotifyRule
+}
+
+// Clock tells the time; tests use a fake one.
+type Clock interface {
+	Now() time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
+
+// EngineConfig is what an Engine works with. Store, Schedules and People
+// are required.
+type EngineConfig struct {
+	Store     EscalationStore
+	Chains    map[string]oncall.EscalationChain
+	Schedules OnCaller
+	People    People
+	Clock     Clock    // nil: the system clock
+	Notifier  Notifier // nil: changes are not announced
+	Logger    *slog.Logger
+}
+
+// tickBatch is how many due escalations one call of the store processes.
+const tickBatch = 100
+
+// Engine runs the escalation chains of incidents: it takes the steps that
+// are due, resolving their targets to people and each person's plan to
+// deliveries (rows a delivery worker sends). Postgres holds every chain's
+// position, so several engines on one database share the work, and a
+// restarted one carries on where it stopped.
+type Engine struct {
+	store     EscalationStore
+	chains    map[string]oncall.EscalationChain
+	schedules OnCaller
+	people    People
+	clock     Clock
+	notify    Notifier
+	log       *slog.Logger
+	wake      chan struct{}
+}
+
+// NewEngine returns an engine over cfg.
+func NewEngine(cfg EngineConfig) (*Engine, error) {
+	if cfg.Store == nil || cfg.Schedules == nil || cfg.People == nil {
+		return nil, errors.New("new escalation engine: store, schedules and people are required")
+	}
+	e := &Engine{
+		store: cfg.Store, chains: cfg.Chains, schedules: cfg.Schedules, people: cfg.People,
+		clock: cfg.Clock, notify: cfg.Notifier, log: cfg.Logger, wake: make(chan struct{}, 1),
+	}
+	if e.clock == nil {
+		e.clock = realClock{}
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+	}
+	return e, nil
+}
+
+// Run ticks every second, and at once when Wake is called, until ctx ends.
+// A failed tick is logged and tried again at the next one.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		if _, err := e.Tick(ctx); err != nil && ctx.Err() == nil {
+			e.log.ErrorContext(ctx, "escalation tick failed", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-e.wake:
+		}
+	}
+}
+
+// Wake makes Run tick now.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Tick takes every escalation step due now and announces the incidents
+// that changed. It returns how many escalations it processed.
+func (e *Engine) Tick(ctx context.Context) (int, error) {
+	now := e.clock.Now()
+	fn := func(ctx context.Context, esc storage.EscalationState) (storage.EscalationUpdate, []oncall.Delivery, error) {
+		return e.process(ctx, esc, now)
+	}
+	var (
+		total int
+		errs  []error
+	)
+	for {
+		n, changed, err := e.store.ProcessDueEscalations(ctx, now, tickBatch, fn)
+		total += n
+		if err != nil {
+			errs = append(errs, err)
+		}
+		for _, id := range changed {
+			if e.notify == nil {
+				continue
+			}
+			if err := e.notify.PublishIncidentChanged(ctx, id); err != nil {
+				errs = append(errs, fmt.Errorf("announce incident %d: %w", id, err))
+			}
+		}
+		if n < tickBatch || ctx.Err() != nil {
+			break
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return total, fmt.Errorf("escalation tick: %w", err)
+	}
+	return total, nil
+}
+
+// process decides what a due escalation does, from the incident as it is
+// now (the store re-read it under lock).
+func (e *Engine) process(ctx context.Context, esc storage.EscalationState, now time.Time) (
+	storage.EscalationUpdate, []oncall.Delivery, error) {
+	inc := esc.Incident
+	up := storage.EscalationUpdate{State: esc.State, Step: esc.Step, Repeat: esc.Repeat, BaseRepeat: esc.BaseRepeat}
+	chain, ok := e.chains[esc.Chain]
+	if !ok {
+		e.log.WarnContext(ctx, "escalation chain no longer configured; escalation stopped",
+			"incident", inc.ID, "chain", esc.Chain)
+		up.State = storage.EscalationStopped
+		return up, nil, nil
+	}
+	if inc.Status == oncall.StatusResolved {
+		up.State = storage.EscalationStopped
+		return up, nil, nil
+	}
+
+	escalate := esc.Escalate
+	switch esc.State {
+	case storage.EscalationExhausted:
+		// Due only to resolve itself.
+		if inc.Status == oncall.StatusTriggered && chain.AutoResolve > 0 {
+			up.Resolve = true
+			up.Note = fmt.Sprintf("resolved automatically: not acknowledged %s after the last escalation",
+				chain.AutoResolve)
+			e.log.InfoContext(ctx, "incident resolved automatically", "incident", inc.ID, "chain", chain.Name)
+		}
+		return up, nil, nil
+	case storage.EscalationStopped:
+		// Due only when an acknowledgement times out; a triggered
+		// incident here was unacknowledged without a restart.
+		if inc.Status == oncall.StatusAcknowledged {
+			up.Unacknowledge = true
+			up.Note = fmt.Sprintf("acknowledgement timed out after %s; escalating again", chain.AckTimeout)
+			inc.Status = oncall.StatusTriggered
+		}
+		up.Repeat++
+		up.Step, up.BaseRepeat = 0, up.Repeat
+		escalate = false
+	case storage.EscalationRunning:
+		if inc.Status == oncall.StatusAcknowledged && !escalate {
+			// Acknowledged, and the acknowledgement has not stopped the
+			// chain yet: stop it here.
+			up.State = storage.EscalationStopped
+			up.NextRunAt = e.ackWake(chain, now)
+			return up, nil, nil
+		}
+	}
+
+	var deliveries []oncall.Delivery
+	w, due, done := runChain(chain, walk{step: up.Step, repeat: up.Repeat, baseRepeat: up.BaseRepeat}, now, escalate,
+		func(s oncall.EscalationStep, index, repeat int) {
+			deliveries = append(deliveries, e.stepDeliveries(ctx, inc, s, index, repeat, now)...)
+		})
+	up.Step, up.Repeat, up.BaseRepeat = w.step, w.repeat, w.baseRepeat
+	switch {
+	case inc.Status == oncall.StatusAcknowledged:
+		// A manual escalation of an acknowledged incident pages the next
+		// step and no more.
+		up.State, up.NextRunAt = storage.EscalationStopped, e.ackWake(chain, now)
+	case done:
+		up.State = storage.EscalationExhausted
+		if chain.AutoResolve > 0 {
+			up.NextRunAt = now.Add(chain.AutoResolve)
+		}
+	default:
+		up.State, up.NextRunAt = storage.EscalationRunning, due
+	}
+	return up, deliveries, nil
+}
+
+// ackWake is when an acknowledgement made at now times out; zero if the
+// chain has no timeout.
+func (e *Engine) ackWake(chain oncall.EscalationChain, now time.Time) time.Time {
+	if chain.AckTimeout <= 0 {
+		return time.Time{}
+	}
+	return now.Add(chain.AckTimeout)
+}
+
+// stepDeliveries resolves the targets of a notify step at now and returns
+// their deliveries. A schedule that cannot be read or has nobody on call
+// pages nobody: that is logged, and the chain goes on to its next step
+// rather than stall.
+func (e *Engine) stepDeliveries(ctx context.Context, inc oncall.Incident, s oncall.EscalationStep, step, repeat int,
+	now time.Time) []oncall.Delivery {
+	var people []string
+	switch s.Kind {
+	case oncall.StepNotifySchedule:
+		shifts, err := e.schedules.OnCall(ctx, s.Schedule, now)
+		if err != nil {
+			e.log.ErrorContext(ctx, "cannot tell who is on call; escalation step pages nobody",
+				"incident", inc.ID, "schedule", s.Schedule, "step", step, "error", err)
+			return nil
+		}
+		for _, sh := range shifts {
+			people = append(people, sh.Person)
+		}
+		if len(people) == 0 {
+			e.log.WarnContext(ctx, "nobody on call; escalation step pages nobody",
+				"incident", inc.ID, "schedule", s.Schedule, "step", step)
+		}
+	case oncall.StepNotifyUsers:
+		people = s.Users
+	case oncall.StepNotifyUsergroup:
+		return []oncall.Delivery{newDelivery(inc.ID, step, repeat, oncall.MentionUsergroupPrefix+s.Usergroup,
+			oncall.NotifySlack, 1, now)}
+	case oncall.StepNotifyChannel:
+		return []oncall.Delivery{newDelivery(inc.ID, step, repeat, "!"+strings.TrimPrefix(s.Mention, "@"),
+			oncall.NotifySlack, 1, now)}
+	default:
+		e.log.WarnContext(ctx, "unknown escalation step skipped", "incident", inc.ID, "kind", s.Kind, "step", step)
+		return nil
+	}
+	var out []oncall.Delivery
+	seen := map[string]bool{}
+	for _, p := range people {
+		k := strings.ToLower(p)
+		if p == "" || seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, personDeliveries(inc.ID, step, repeat, p, e.people.Plan(p, inc.Severity), now)...)
+	}
+	return out
+}
+
+// Start starts the chain of a new incident, due now. An incident without a
+// chain, or whose chain is not configured, has none (the latter is
+// logged). Starting again changes nothing.
+func (e *Engine) Start(ctx context.Context, inc oncall.Incident) error {
+	if inc.Escalation == "" {
+		return nil
+	}
+	if _, ok := e.chains[inc.Escalation]; !ok {
+		e.log.WarnContext(ctx, "incident names an escalation chain that is not configured; nobody is paged",
+			"incident", inc.ID, "chain", inc.Escalation)
+		return nil
+	}
+	started, err := e.store.StartEscalation(ctx, inc.ID, inc.Escalation, e.clock.Now())
+	if err != nil {
+		return err
+	}
+	if started {
+		e.Wake()
+	}
+	return nil
+}
+
+// Changed follows a person's action on an incident (inc as it is after
+// the action): acknowledging stops its chain and cancels the pages not
+// yet sent, and schedules the acknowledgement's timeout; unacknowledging
+// and reopening run the chain again from its first step; resolving stops
+// it; escalating takes the next notify step at once.
+func (e *Engine) Changed(ctx context.Context, inc oncall.Incident, a oncall.Action) error {
+	now := e.clock.Now()
+	var err error
+	switch a {
+	case oncall.ActionAcknowledge:
+		_, err = e.store.StopEscalation(ctx, inc.ID, e.ackWake(e.chains[inc.Escalation], now))
+	case oncall.ActionResolve:
+		_, err = e.store.StopEscalation(ctx, inc.ID, time.Time{})
+	case oncall.ActionUnacknowledge, oncall.ActionReopen:
+		var ok bool
+		if ok, err = e.store.RestartEscalation(ctx, inc.ID, now); err == nil && !ok {
+			return e.Start(ctx, inc)
+		}
+	case oncall.ActionEscalate:
+		var ok bool
+		if ok, err = e.store.EscalateNow(ctx, inc.ID, now); err == nil && !ok {
+			return e.Start(ctx, inc)
+		}
+	default:
+		return fmt.Errorf("escalation of incident %d: unknown action %q", inc.ID, a)
+	}
+	if err != nil {
+		return err
+	}
+	if slices.Contains([]oncall.Action{oncall.ActionUnacknowledge, oncall.ActionReopen, oncall.ActionEscalate}, a) {
+		e.Wake()
+	}
+	return nil
+}

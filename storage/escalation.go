@@ -1,0 +1,407 @@
+package storage
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/oncallbot/oncall"
+)
+
+// EscalationStateKind is where an incident's escalation chain is.
+type EscalationStateKind string
+
+const (
+	// EscalationRunning: Step is the next step to take, at NextRunAt.
+	EscalationRunning EscalationStateKind = "running"
+	// EscalationStopped: acknowledged or resolved. NextRunAt, if set, is
+	// when an acknowledgement times out.
+	EscalationStopped EscalationStateKind = "stopped"
+	// EscalationExhausted: every pass ran. NextRunAt, if set, is when the
+	// incident resolves itself.
+	EscalationExhausted EscalationStateKind = "exhausted"
+)
+
+// EscalationState is the escalation chain of one incident.
+type EscalationState struct {
+	IncidentID int64
+	Chain      string
+	State      EscalationStateKind
+	Step       int
+	// Repeat only grows: each pass and each restart gets a new one, so the
+	// keys of deliveries stay unique. BaseRepeat is the Repeat the current
+	// run started with.
+	Repeat     int
+	BaseRepeat int
+	// Escalate: a manual escalation asked the next run to skip waits.
+	Escalate  bool
+	NextRunAt time.Time // zero: nothing due
+	StartedAt time.Time
+	// Incident is the incident as it is in the transaction that processes
+	// the row (ProcessDueEscalations); zero elsewhere.
+	Incident oncall.Incident
+}
+
+// EscalationUpdate is what processing a due escalation decided.
+type EscalationUpdate struct {
+	State      EscalationStateKind
+	Step       int
+	Repeat     int
+	BaseRepeat int
+	NextRunAt  time.Time // zero: nothing more due
+	// Unacknowledge puts an acknowledged incident back to triggered (an
+	// acknowledgement that timed out), with an event by the system.
+	Unacknowledge bool
+	// Resolve resolves the incident (auto-resolve), with an event by the
+	// system.
+	Resolve bool
+	// Note goes on the event of Unacknowledge or Resolve.
+	Note string
+}
+
+// EscalationFunc decides what a due escalation does. It runs inside the
+// transaction that holds the escalation row and the incident row locked;
+// it must not use the database itself.
+type EscalationFunc func(ctx context.Context, esc EscalationState) (EscalationUpdate, []oncall.Delivery, error)
+
+// EscalationRetryDelay is how long an escalation whose EscalationFunc
+// failed waits before it is tried again.
+const EscalationRetryDelay = 30 * time.Second
+
+// StartEscalation starts the chain of an incident at step 0, due at at.
+// Starting it again changes nothing; started reports whether this call
+// started it.
+func (db *DB) StartEscalation(ctx context.Context, incidentID int64, chain string, at time.Time) (started bool, err error) {
+	var c textCheck
+	c.text("chain", chain)
+	if c.err != nil {
+		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, c.err)
+	}
+	tag, err := db.pool.Exec(ctx, `
+		INSERT INTO incident_escalations (incident_id, chain, next_run_at, started_at)
+		VALUES ($1, $2, $3, $3)
+		ON CONFLICT (incident_id) DO NOTHING`, incidentID, chain, at)
+	if isViolation(err, foreignKeyViolation) {
+		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, oncall.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// StopEscalation stops the chain of an incident (acknowledged or resolved)
+// and cancels its deliveries not yet being sent (pending and queued; a
+// worker moves a delivery from queued to sending only if it is still
+// queued). wakeAt, if not zero, is when the engine looks at it again (an
+// acknowledgement timeout). ok is false when the incident has no chain.
+func (db *DB) StopEscalation(ctx context.Context, incidentID int64, wakeAt time.Time) (ok bool, err error) {
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE incident_escalations
+			SET state = 'stopped', escalate = false, next_run_at = $2, updated_at = now()
+			WHERE incident_id = $1`, incidentID, nullTime(wakeAt))
+		if err != nil {
+			return fmt.Errorf("update escalation: %w", err)
+		}
+		ok = tag.RowsAffected() == 1
+		return cancelDeliveries(ctx, tx, incidentID)
+	})
+	if err != nil {
+		return false, fmt.Errorf("stop escalation of incident %d: %w", incidentID, err)
+	}
+	return ok, nil
+}
+
+func cancelDeliveries(ctx context.Context, tx pgx.Tx, incidentID int64) error {
+	_, err := tx.Exec(ctx, `
+		UPDATE deliveries SET status = 'cancelled'
+		WHERE incident_id = $1 AND status IN ('pending', 'queued')`, incidentID)
+	if err != nil {
+		return fmt.Errorf("cancel deliveries: %w", err)
+	}
+	return nil
+}
+
+// RestartEscalation runs the chain of an incident again from step 0, due
+// at at, as a new run (a new Repeat, counted afresh against the chain's
+// limit). ok is false when the incident has no chain.
+func (db *DB) RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (ok bool, err error) {
+	tag, err := db.pool.Exec(ctx, `
+		UPDATE incident_escalations
+		SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
+		    escalate = false, next_run_at = $2, updated_at = now()
+		WHERE incident_id = $1`, incidentID, at)
+	if err != nil {
+		return false, fmt.Errorf("restart escalation of incident %d: %w", incidentID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// EscalateNow makes the chain of an incident due at at and marks it for a
+// manual escalation: the run skips waits to the next notify step. A stopped
+// or exhausted chain runs again. ok is false when the incident has no
+// chain.
+func (db *DB) EscalateNow(ctx context.Context, incidentID int64, at time.Time) (ok bool, err error) {
+	tag, err := db.pool.Exec(ctx, `
+		UPDATE incident_escalations
+		SET state = 'running', escalate = true, next_run_at = $2, updated_at = now()
+		WHERE incident_id = $1`, incidentID, at)
+	if err != nil {
+		return false, fmt.Errorf("escalate incident %d: %w", incidentID, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// Escalation returns the escalation chain of an incident, without
+// Incident; oncall.ErrNotFound if it has none.
+func (db *DB) Escalation(ctx context.Context, incidentID int64) (EscalationState, error) {
+	esc, err := scanEscalation(db.pool.QueryRow(ctx, `
+		SELECT `+escalationColumns+` FROM incident_escalations WHERE incident_id = $1`, incidentID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return EscalationState{}, fmt.Errorf("escalation of incident %d: %w", incidentID, oncall.ErrNotFound)
+	}
+	if err != nil {
+		return EscalationState{}, fmt.Errorf("load escalation of incident %d: %w", incidentID, err)
+	}
+	return esc, nil
+}
+
+const escalationColumns = `incident_id, chain, state, step, repeat, base_repeat, escalate, next_run_at, started_at`
+
+func scanEscalation(row pgx.Row) (EscalationState, error) {
+	var (
+		esc  EscalationState
+		next *time.Time
+	)
+	err := row.Scan(&esc.IncidentID, &esc.Chain, &esc.State, &esc.Step, &esc.Repeat, &esc.BaseRepeat,
+		&esc.Escalate, &next, &esc.StartedAt)
+	esc.NextRunAt, esc.StartedAt = derefTime(next), esc.StartedAt.UTC()
+	return esc, err
+}
+
+// ProcessDueEscalations processes up to limit escalations due at now, each
+// in its own transaction: it claims the row (FOR UPDATE SKIP LOCKED, so
+// replicas share the work and never take the same row), locks and re-reads
+// the incident, calls fn, stores the update and the deliveries (a delivery
+// whose key exists already is skipped) and commits. A row that another
+// transaction moved on meanwhile is no longer due and is not processed, so a
+// stale wake-up does nothing.
+//
+// When fn fails, that row's work is rolled back and it is tried again after
+// EscalationRetryDelay; the others go on, and the errors are returned
+// together. changed lists the incidents whose update paged someone or
+// changed the incident, for announcing.
+func (db *DB) ProcessDueEscalations(ctx context.Context, now time.Time, limit int, fn EscalationFunc) (
+	processed int, changed []int64, err error) {
+	var fnErrs []error
+	for processed < limit {
+		var (
+			esc    EscalationState
+			found  bool
+			fnErr  error // fn's error, apart from the database's
+			change bool
+		)
+		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			var err error
+			esc, err = scanEscalation(tx.QueryRow(ctx, `
+				SELECT `+escalationColumns+` FROM incident_escalations
+				WHERE next_run_at <= $1
+				ORDER BY next_run_at
+				LIMIT 1
+				FOR UPDATE SKIP LOCKED`, now))
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("claim a due escalation: %w", err)
+			}
+			found = true
+			change, fnErr, err = processEscalation(ctx, tx, esc, fn)
+			if err == nil && fnErr != nil {
+				return fnErr // roll back what fn's row did; retried below
+			}
+			return err
+		})
+		if !found {
+			if err != nil {
+				return processed, changed, errors.Join(append(fnErrs, err)...)
+			}
+			break
+		}
+		processed++
+		if fnErr != nil {
+			fnErrs = append(fnErrs, fmt.Errorf("escalation of incident %d: %w", esc.IncidentID, fnErr))
+			if err := db.postponeEscalation(ctx, esc, now.Add(EscalationRetryDelay)); err != nil {
+				return processed, changed, errors.Join(append(fnErrs, err)...)
+			}
+			continue
+		}
+		if err != nil {
+			return processed, changed, errors.Join(append(fnErrs,
+				fmt.Errorf("process escalation of incident %d: %w", esc.IncidentID, err))...)
+		}
+		if change {
+			changed = append(changed, esc.IncidentID)
+		}
+	}
+	return processed, changed, errors.Join(fnErrs...)
+}
+
+// processEscalation runs fn on one claimed row and stores what it decided.
+// fnErr is fn's error; err a database error.
+func processEscalation(ctx context.Context, tx pgx.Tx, esc EscalationState, fn EscalationFunc) (
+	changed bool, fnErr, err error) {
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE`, esc.IncidentID); err != nil {
+		return false, nil, fmt.Errorf("lock incident: %w", err)
+	}
+	if esc.Incident, err = loadIncident(ctx, tx, esc.IncidentID); err != nil {
+		return false, nil, err
+	}
+	up, deliveries, fnErr := fn(ctx, esc)
+	if fnErr != nil {
+		return false, fnErr, nil
+	}
+	if up.State == "" {
+		return false, nil, fmt.Errorf("update of escalation without a state")
+	}
+	_, err = tx.Exec(ctx, `
+		UPDATE incident_escalations
+		SET state = $2, step = $3, repeat = $4, base_repeat = $5, next_run_at = $6, escalate = false,
+		    updated_at = now()
+		WHERE incident_id = $1`,
+		esc.IncidentID, up.State, up.Step, up.Repeat, up.BaseRepeat, nullTime(up.NextRunAt))
+	if err != nil {
+		return false, nil, fmt.Errorf("update escalation: %w", err)
+	}
+	for _, d := range deliveries {
+		inserted, err := insertDelivery(ctx, tx, d)
+		if err != nil {
+			return false, nil, err
+		}
+		changed = changed || inserted
+	}
+	status := esc.Incident.Status
+	if up.Unacknowledge && status == oncall.StatusAcknowledged {
+		if _, err := tx.Exec(ctx, `
+			UPDATE incidents SET status = 'triggered', acked_at = NULL, acked_by = NULL, updated_at = now()
+			WHERE id = $1`, esc.IncidentID); err != nil {
+			return false, nil, fmt.Errorf("unacknowledge incident: %w", err)
+		}
+		if err := addEvent(ctx, tx, esc.IncidentID, oncall.EventUnacknowledged, oncall.ActorSystem, up.Note); err != nil {
+			return false, nil, err
+		}
+		changed = true
+	}
+	if up.Resolve && status != oncall.StatusResolved {
+		if _, err := tx.Exec(ctx, `
+			UPDATE incidents SET status = 'resolved', resolved_at = now(), resolved_by = $2, updated_at = now()
+			WHERE id = $1`, esc.IncidentID, oncall.ActorSystem); err != nil {
+			return false, nil, fmt.Errorf("resolve incident: %w", err)
+		}
+		if err := addEvent(ctx, tx, esc.IncidentID, oncall.EventResolved, oncall.ActorSystem, up.Note); err != nil {
+			return false, nil, err
+		}
+		if err := cancelDeliveries(ctx, tx, esc.IncidentID); err != nil {
+			return false, nil, err
+		}
+		changed = true
+	}
+	return changed, nil, nil
+}
+
+// postponeEscalation makes a row whose processing failed due again at at,
+// unless something moved it on meanwhile.
+func (db *DB) postponeEscalation(ctx context.Context, esc EscalationState, at time.Time) error {
+	_, err := db.pool.Exec(ctx, `
+		UPDATE incident_escalations SET next_run_at = $3, updated_at = now()
+		WHERE incident_id = $1 AND next_run_at = $2`, esc.IncidentID, esc.NextRunAt, at)
+	if err != nil {
+		return fmt.Errorf("postpone escalation of incident %d: %w", esc.IncidentID, err)
+	}
+	return nil
+}
+
+func insertDelivery(ctx context.Context, tx pgx.Tx, d oncall.Delivery) (bool, error) {
+	var c textCheck
+	c.text("key", d.Key)
+	c.text("person", d.Person)
+	if c.err != nil {
+		return false, fmt.Errorf("delivery %q: %w", d.Key, c.err)
+	}
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO deliveries (key, incident_id, step, repeat, person, channel, due_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (key) DO NOTHING`,
+		d.Key, d.IncidentID, d.Step, d.Repeat, d.Person, d.Channel, d.DueAt)
+	if err != nil {
+		return false, fmt.Errorf("insert delivery %q: %w", d.Key, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+const deliveryColumns = `id, key, incident_id, step, repeat, person, channel, due_at, status, attempts, error,
+	provider_id, created_at, sent_at`
+
+func collectDeliveries(rows pgx.Rows) ([]oncall.Delivery, error) {
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (oncall.Delivery, error) {
+		var (
+			d    oncall.Delivery
+			sent *time.Time
+		)
+		err := row.Scan(&d.ID, &d.Key, &d.IncidentID, &d.Step, &d.Repeat, &d.Person, &d.Channel, &d.DueAt,
+			&d.Status, &d.Attempts, &d.Error, &d.ProviderID, &d.CreatedAt, &sent)
+		d.DueAt, d.CreatedAt, d.SentAt = d.DueAt.UTC(), d.CreatedAt.UTC(), derefTime(sent)
+		return d, err
+	})
+}
+
+// Deliveries returns the deliveries of an incident, oldest first.
+func (db *DB) Deliveries(ctx context.Context, incidentID int64) ([]oncall.Delivery, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE incident_id = $1 ORDER BY id`,
+		incidentID)
+	if err != nil {
+		return nil, fmt.Errorf("load deliveries of incident %d: %w", incidentID, err)
+	}
+	ds, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("load deliveries of incident %d: %w", incidentID, err)
+	}
+	return ds, nil
+}
+
+// ClaimDueDeliveries moves up to limit pending deliveries due at now to
+// queued and returns them, earliest first. Replicas claim disjoint sets
+// (FOR UPDATE SKIP LOCKED). A delivery of an incident no longer triggered
+// is not claimed; StopEscalation cancels those.
+func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]oncall.Delivery, error) {
+	rows, err := db.pool.Query(ctx, `
+		WITH due AS (
+			SELECT d.id FROM deliveries d
+			JOIN incidents i ON i.id = d.incident_id
+			WHERE d.status = 'pending' AND d.due_at <= $1 AND i.status = 'triggered'
+			ORDER BY d.due_at, d.id
+			LIMIT $2
+			FOR UPDATE OF d SKIP LOCKED
+		)
+		UPDATE deliveries d SET status = 'queued'
+		FROM due WHERE d.id = due.id
+		RETURNING d.id, d.key, d.incident_id, d.step, d.repeat, d.person, d.channel, d.due_at, d.status,
+		          d.attempts, d.error, d.provider_id, d.created_at, d.sent_at`, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	ds, err := collectDeliveries(rows)
+	if err != nil {
+		return nil, fmt.Errorf("claim due deliveries: %w", err)
+	}
+	slices.SortFunc(ds, func(a, b oncall.Delivery) int {
+		return cmp.Or(a.DueAt.Compare(b.DueAt), cmp.Compare(a.ID, b.ID))
+	})
+	return ds, nil
+}
