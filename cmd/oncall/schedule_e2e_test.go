@@ -26,8 +26,8 @@ const (
 	scheduleChannel = "C0PRIMARY1"
 )
 
-// TestSwapEndToEnd runs serve with a daily rotation (alice today, bob
-// tomorrow) and the fake Slack: alice gives her shift to bob through
+// TestSwapEndToEnd runs serve with a daily rotation (alice now, bob next)
+// and the fake Slack: alice gives her shift to bob through
 // /oncall swap, bob accepts, and /oncall who and both calendar feeds
 // (the schedule's and bob's) show bob on call.
 func TestSwapEndToEnd(t *testing.T) {
@@ -45,7 +45,9 @@ func TestSwapEndToEnd(t *testing.T) {
 	}
 	t.Cleanup(fake.Close)
 
-	today := time.Now().UTC().Truncate(24 * time.Hour)
+	// Alice's shift began an hour ago and lasts a day: no handoff during
+	// the test, whatever the time of day.
+	handoff := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	cfgPath := filepath.Join(t.TempDir(), "oncall.yaml")
 	cfg := fmt.Sprintf(`timezone: UTC
 users:
@@ -61,7 +63,7 @@ schedules:
       handoff: %s
 integrations:
   - {name: deploys, kind: webhook, token: %s, channel: %s}
-`, alice, carol, scheduleChannel, today.Format("2006-01-02T15:04:05"), webhookToken, webhookChannel)
+`, alice, carol, scheduleChannel, handoff.Format("2006-01-02T15:04:05"), webhookToken, webhookChannel)
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
