@@ -263,7 +263,9 @@ func (a *Announcer) announceHandoffs(ctx context.Context, name string, target An
 		if h.at.After(now) || h.at.Before(now.Add(-announceGrace)) {
 			continue
 		}
-		key := storage.Announcement{Schedule: name, Kind: kindHandoff, At: h.at, Person: strings.Join(h.people, ",")}
+		// Keyed without the people: replicas may briefly disagree on who
+		// it is (an override seen by one first), and one post is enough.
+		key := storage.Announcement{Schedule: name, Kind: kindHandoff, At: h.at}
 		errs = append(errs, a.once(ctx, key, func(ctx context.Context) error {
 			return a.post(ctx, target.Channel, a.handoffText(ctx, name, h))
 		}))
@@ -396,7 +398,8 @@ func gapsText(name string, gaps []coverageGap) string {
 // gapWarningTime is 09:00 in loc on the day of now, plus days.
 func gapWarningTime(now time.Time, loc *time.Location, days int) time.Time {
 	y, m, d := now.In(loc).Date()
-	return time.Date(y, m, d+days, 0, 0, 0, 0, loc).Add(gapWarnAt)
+	// Wall-clock 09:00 also on the days the clocks change.
+	return time.Date(y, m, d+days, int(gapWarnAt/time.Hour), int(gapWarnAt%time.Hour/time.Minute), 0, 0, loc)
 }
 
 // once claims an announcement and, if this call made the claim, sends it.

@@ -359,6 +359,18 @@ func (b *Bot) shiftsOf(ctx context.Context, user string, from time.Time, span ti
 
 // covers says whether the user is on call for all of [from, to) in the
 // slots.
+// alsoOnCall returns the first person other than the given users who is on
+// call at some point of [from, to): an override replaces everyone on call,
+// so a swap must not silently take them off.
+func alsoOnCall(slots []slot, from, to time.Time, users ...string) (slot, bool) {
+	for _, s := range slots {
+		if s.Start.Before(to) && s.End.After(from) && !slices.Contains(users, s.Slack) {
+			return s, true
+		}
+	}
+	return slot{}, false
+}
+
 func covers(slots []slot, user string, from, to time.Time) bool {
 	var mine []slot
 	for _, s := range slots {

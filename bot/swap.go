@@ -284,6 +284,10 @@ func (b *Bot) validateSwap(ctx context.Context, user string, input func(string) 
 		errs[field] = fmt.Sprintf("You are not on call on %s for all of that time. Only the person on call, or an admin, can give it away.", r.Schedule)
 	case covers(slots, r.To, r.start(), r.end()):
 		errs[inputColleague] = "They are on call then already."
+	default:
+		if other, ok := alsoOnCall(slots, r.start(), r.end(), user, r.To); ok && !b.isAdmin(ctx, user) {
+			errs[field] = fmt.Sprintf("%s is also on call then, and a swap would take them off too. Ask an admin.", personText(other))
+		}
 	}
 	return r, errs
 }
@@ -442,8 +446,12 @@ func (b *Bot) applySwap(ctx context.Context, r swapRequest) (o oncall.Override, 
 		if err != nil {
 			return o, false, "", fmt.Errorf("shifts of %q: %w", r.Schedule, err)
 		}
-		if !covers(b.slots(ctx, shifts), r.From, from, end) {
+		slots := b.slots(ctx, shifts)
+		if !covers(slots, r.From, from, end) {
 			return o, false, fmt.Sprintf("<@%s> is no longer on call for all of that time.", r.From), nil
+		}
+		if other, ok := alsoOnCall(slots, from, end, r.From, r.To); ok {
+			return o, false, fmt.Sprintf("%s is now also on call then, and the swap would take them off too.", personText(other)), nil
 		}
 	}
 	o, err = b.sched.overrides.AddOverride(ctx, oncall.Override{

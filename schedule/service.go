@@ -64,6 +64,9 @@ const (
 //
 // A Service is safe for concurrent use.
 type Service struct {
+	// loaded is set once a Load has run: Run then does not load again
+	// before its first refresh.
+	loaded      atomic.Bool
 	log         *slog.Logger
 	store       OverrideStore // nil: no stored overrides
 	now         func() time.Time
@@ -167,7 +170,9 @@ func (s *Service) Run(ctx context.Context) error {
 	if _, err := c.AddFunc(s.refreshSpec, func() { _ = s.Load(ctx) }); err != nil {
 		return fmt.Errorf("schedule refresh %q: %w", s.refreshSpec, err)
 	}
-	_ = s.Load(ctx) // failures are logged and kept in Status
+	if !s.loaded.Load() { // the caller may have loaded before starting what asks
+		_ = s.Load(ctx) // failures are logged and kept in Status
+	}
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()
@@ -178,6 +183,7 @@ func (s *Service) Run(ctx context.Context) error {
 // schedule's index. It returns the failures, joined; each is also logged
 // and kept in Status, and the schedules keep their last good copies.
 func (s *Service) Load(ctx context.Context) error {
+	defer s.loaded.Store(true)
 	now := s.now()
 	var (
 		wg   sync.WaitGroup

@@ -79,3 +79,23 @@ func TestConfigCheckWarnsAboutRotationGaps(t *testing.T) {
 	}
 	golden.Check(t, "testdata/gaps.golden", []byte(strings.Join(got, "\n")+"\n"))
 }
+
+// TestWhoWithAMissingCalendar: a schedule whose calendar cannot be loaded
+// is "unknown", never "nobody", and the command fails.
+func TestWhoWithAMissingCalendar(t *testing.T) {
+	cfg := writeFile(t, "missing.yaml", `users:
+  - email: alice@example.com
+schedules:
+  - name: from-file
+    file: ./no-such.ics
+  - name: rota
+    rotation: {users: [alice@example.com], shift: 24h, handoff: 2026-01-05T00:00:00}
+integrations:
+  - {name: a, kind: webhook, token: 0123456789abcdef, channel: C0A}
+`)
+	got := runCLI(t, nil, "who", "--config", cfg, "--at", "2026-03-02T12:00:00Z")
+	if got.code != 1 || !strings.Contains(got.stdout, "from-file  unknown (calendar not loaded)") ||
+		!strings.Contains(got.stdout, "rota       alice@example.com") || !strings.Contains(got.stderr, "from-file could not be loaded") {
+		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", got.code, got.stdout, got.stderr)
+	}
+}

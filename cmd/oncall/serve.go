@@ -172,6 +172,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 
 	svc := escalation.NewService(d, q, log, reg)
 	schedules := schedule.NewService(defs, d, &http.Client{Timeout: 30 * time.Second}, log)
+	// Load the calendars before anything answers from them: an empty
+	// schedule would read as "nobody on call" and warn about gaps.
+	if err := schedules.Load(ctx); err != nil {
+		log.Warn("some schedules could not be loaded; answering from what did", "err", err)
+	}
 	secret, err := d.Secret(ctx, "calendar-feeds")
 	if err != nil {
 		shutdownHTTP(srv, log)

@@ -89,7 +89,14 @@ func runWho(ctx context.Context, args []string, stdout, stderr io.Writer, lookup
 	}
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SCHEDULE\tON CALL\tUNTIL\tNEXT")
+	var unknown []string
 	for _, n := range names {
+		if st := svc.Status(n); (st.URL != "" || st.File != "") && !st.Loaded {
+			// "nobody" would be a wrong answer: nobody knows.
+			fmt.Fprintf(w, "%s\tunknown (calendar not loaded)\t-\t-\n", n)
+			unknown = append(unknown, n)
+			continue
+		}
 		now, err := svc.OnCall(ctx, n, at)
 		if err != nil {
 			return err
@@ -100,7 +107,13 @@ func runWho(ctx context.Context, args []string, stdout, stderr io.Writer, lookup
 		}
 		fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", n, people(now, "nobody"), until(now), upcoming(next))
 	}
-	return w.Flush()
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("the calendars of %s could not be loaded", strings.Join(unknown, ", "))
+	}
+	return nil
 }
 
 // nextShifts finds the shifts that start next after at, within 90 days.
