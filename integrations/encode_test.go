@@ -208,3 +208,22 @@ func benchBatch(b *testing.B) (oncall.AlertBatch, []byte) {
 	batch.ID, batch.Integration, batch.Kind, batch.ReceivedAt = newBatchID(), "hooks", "webhook", testNow
 	return batch, body
 }
+
+// The raw body alone: json.Marshal validates and compacts a
+// json.RawMessage on every call; appendCompactJSON only compacts.
+func BenchmarkRawMarshal(b *testing.B) {
+	_, body := benchBatch(b)
+	for b.Loop() {
+		if _, err := json.Marshal(json.RawMessage(body)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkRawCompact(b *testing.B) {
+	_, body := benchBatch(b)
+	buf := make([]byte, 0, 2*len(body))
+	for b.Loop() {
+		buf = appendCompactJSON(buf[:0], body)
+	}
+}

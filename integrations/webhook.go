@@ -207,10 +207,11 @@ const webhookNoNestedNull = 1 << 7
 // decodeWebhookFast decodes body into a webhookJSON with json.Unmarshal.
 // It reports false whenever the result might differ from the document
 // parser's: body is not a valid JSON object of members of the right types,
-// or a member name is escaped, repeats a documented one or matches one only
-// case-insensitively, or a label value is null (json.Unmarshal matches struct fields that way and
+// a member name is escaped, repeats a documented one or matches one only
+// case-insensitively (json.Unmarshal matches struct fields that way and
 // merges repeated objects; the document parser takes names exactly and the
-// last of repeated members).
+// last of repeated members), or a label value is null (json.Unmarshal
+// stores it as "").
 func decodeWebhookFast(body []byte) (*webhookJSON, bool) {
 	if !startsObject(body) {
 		return nil, false
