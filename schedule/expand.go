@@ -31,6 +31,11 @@ const (
 	calMaxTimesPerDay    = 1_440   // BYHOUR x BYMINUTE x BYSECOND
 	calMaxPeriodsPerRule = 400_000 // periods stepped per rule and query (a daily rule: 1,000 years)
 	calMaxInstances      = 100_000 // instances of one event per query
+	// calMaxShiftsPerQuery bounds the instances of a whole calendar per
+	// query, shared by all its events: without it, every event of a
+	// hostile calendar may spend calMaxInstances. 200,000 shifts are about
+	// 20 MB; a real calendar has a few hundred in the loader's 97 days.
+	calMaxShiftsPerQuery = 200_000
 	calCountBudget       = 20_000_000
 )
 

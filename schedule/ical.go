@@ -571,32 +571,59 @@ func (ev *calEvent) shift(w, at time.Time) oncall.Shift {
 // Shifts returns the occurrences overlapping [from, to), sorted by Start
 // then Person. Person is the SUMMARY (trimmed) or the first ATTENDEE;
 // Schedule is "" and Source "calendar". Cancelled events and instances,
-// and instances of zero length, are not returned. A query is bounded: at
-// most 100,000 instances per event and 400,000 recurrence periods per rule
-// (a daily rule over 1,000 years) are expanded.
+// and instances of zero length, are not returned.
+//
+// A query is bounded: at most calMaxShiftsPerQuery (200,000) instances in
+// all, 100,000 per event and 400,000 recurrence periods per rule (a daily
+// rule over 1,000 years) are expanded. Past the total, single events are
+// taken earliest first and series in calendar order, and the rest are
+// dropped; the source loader rejects a calendar that reaches it in its
+// usual window, so a calendar in use only reaches it on unusually long
+// queries.
 func (c *Calendar) Shifts(from, to time.Time) []oncall.Shift {
-	if c == nil || !from.Before(to) {
-		return nil
-	}
-	var out []oncall.Shift
-	lo := from.Add(-c.singleMax)
-	i := sort.Search(len(c.singles), func(i int) bool { return c.singles[i].Start.After(lo) })
-	for ; i < len(c.singles) && c.singles[i].Start.Before(to); i++ {
-		if c.singles[i].End.After(from) {
-			out = append(out, c.singles[i])
-		}
-	}
-	for _, ev := range c.series {
-		out = ev.appendShifts(out, from, to)
-	}
-	calSortShifts(out)
+	out, _ := c.shiftsBudgeted(from, to)
 	return out
 }
 
-// appendShifts appends the event's instances overlapping [from, to).
-func (ev *calEvent) appendShifts(out []oncall.Shift, from, to time.Time) []oncall.Shift {
+// shiftsBudgeted is Shifts, also reporting whether instances were dropped
+// because the query reached calMaxShiftsPerQuery.
+func (c *Calendar) shiftsBudgeted(from, to time.Time) ([]oncall.Shift, bool) {
+	if c == nil || !from.Before(to) {
+		return nil, false
+	}
+	var out []oncall.Shift
+	budget := calMaxShiftsPerQuery
+	lo := from.Add(-c.singleMax)
+	i := sort.Search(len(c.singles), func(i int) bool { return c.singles[i].Start.After(lo) })
+	for ; i < len(c.singles) && c.singles[i].Start.Before(to); i++ {
+		if !c.singles[i].End.After(from) {
+			continue
+		}
+		if budget == 0 {
+			calSortShifts(out)
+			return out, true
+		}
+		budget--
+		out = append(out, c.singles[i])
+	}
+	for _, ev := range c.series {
+		var hit bool
+		if out, hit = ev.appendShifts(out, from, to, &budget); hit {
+			calSortShifts(out)
+			return out, true
+		}
+	}
+	calSortShifts(out)
+	return out, false
+}
+
+// appendShifts appends the event's instances overlapping [from, to),
+// spending one unit of *budget per instance start considered (starts just
+// outside the window and excluded ones included). hit reports that the
+// budget ran out before the event's instances did.
+func (ev *calEvent) appendShifts(out []oncall.Shift, from, to time.Time, budget *int) (_ []oncall.Shift, hit bool) {
 	if !ev.firstAt.Before(to) || (!ev.lastAt.IsZero() && !ev.lastAt.Add(ev.maxLen).After(from)) {
-		return out
+		return out, false
 	}
 	// Wall-time window of starts that can reach [from, to).
 	lo := calWall(from.Add(-ev.maxLen), ev.zone)
@@ -605,19 +632,30 @@ func (ev *calEvent) appendShifts(out []oncall.Shift, from, to time.Time) []oncal
 		wall, at, end time.Time
 	}
 	var starts []start
-	add := func(w, at time.Time) bool {
-		starts = append(starts, start{wall: w, at: at})
+	add := func(s start) bool {
+		if *budget <= 0 {
+			hit = true
+			return false
+		}
+		*budget--
+		starts = append(starts, s)
 		return len(starts) < calMaxInstances
 	}
 	if !ev.start.Before(lo) && ev.start.Before(hi) {
-		add(ev.start, ev.startAt) // DTSTART is always an instance
+		add(start{wall: ev.start, at: ev.startAt}) // DTSTART is always an instance
 	}
 	for _, r := range ev.rules {
-		r.expand(lo, hi, add)
+		if hit {
+			break
+		}
+		r.expand(lo, hi, func(w, at time.Time) bool { return add(start{wall: w, at: at}) })
 	}
 	for _, rd := range ev.rdates {
+		if hit {
+			break
+		}
 		if !rd.wall.Before(lo) && rd.wall.Before(hi) {
-			starts = append(starts, start{wall: rd.wall, at: rd.at, end: rd.end})
+			add(start{wall: rd.wall, at: rd.at, end: rd.end})
 		}
 	}
 	slices.SortStableFunc(starts, func(a, b start) int { return a.at.Compare(b.at) })
@@ -636,7 +674,7 @@ func (ev *calEvent) appendShifts(out []oncall.Shift, from, to time.Time) []oncal
 			out = append(out, sh)
 		}
 	}
-	return out
+	return out, hit
 }
 
 func calSortShifts(s []oncall.Shift) {

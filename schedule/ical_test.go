@@ -2,8 +2,11 @@ package schedule
 
 import (
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -346,5 +349,75 @@ func TestCalendarConcurrentShifts(t *testing.T) {
 		if got := <-errs; got != want {
 			t.Errorf("concurrent Shifts differ:\n%s", got)
 		}
+	}
+}
+
+// calEveryMinute is a hostile calendar: n events, each with a one-minute
+// instance every minute of every day from dtstart on (a 7 KB file for 20).
+func calEveryMinute(n int, dtstart time.Time) []byte {
+	hours, minutes := make([]string, 24), make([]string, 60)
+	for i := range hours {
+		hours[i] = strconv.Itoa(i)
+	}
+	for i := range minutes {
+		minutes[i] = strconv.Itoa(i)
+	}
+	lines := []string{"BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//oncall tests//EN"}
+	for i := range n {
+		lines = append(lines,
+			"BEGIN:VEVENT",
+			fmt.Sprintf("UID:minute-%d@oncall.test", i),
+			fmt.Sprintf("SUMMARY:person%d", i),
+			"DTSTART:"+dtstart.UTC().Format("20060102T150405Z"),
+			"DURATION:PT1M",
+			"RRULE:FREQ=DAILY;BYHOUR="+strings.Join(hours, ",")+";BYMINUTE="+strings.Join(minutes, ","),
+			"END:VEVENT")
+	}
+	lines = append(lines, "END:VCALENDAR", "")
+	return []byte(strings.Join(lines, "\r\n"))
+}
+
+// The instances of a query are bounded across the whole calendar, not only
+// per event.
+func TestCalendarShiftsBudget(t *testing.T) {
+	start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name    string
+		events  int
+		to      time.Time
+		want    int // exact count when the budget is not hit
+		wantHit bool
+	}{
+		{"two events for a day", 2, start.AddDate(0, 0, 1), 2 * 1440, false},
+		{"two events for 60 days, under the budget", 2, start.AddDate(0, 0, 60), 2 * 60 * 1440, false},
+		{"three events for 60 days", 3, start.AddDate(0, 0, 60), 0, true},
+		{"twenty events for 97 days", 20, start.AddDate(0, 0, 97), 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := ParseCalendar(calEveryMinute(tt.events, start), time.UTC)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, hit := c.shiftsBudgeted(start, tt.to)
+			if hit != tt.wantHit {
+				t.Errorf("budget hit %v, want %v", hit, tt.wantHit)
+			}
+			if len(got) > calMaxShiftsPerQuery {
+				t.Errorf("%d shifts, more than the budget of %d", len(got), calMaxShiftsPerQuery)
+			}
+			if !tt.wantHit && len(got) != tt.want {
+				t.Errorf("%d shifts, want %d", len(got), tt.want)
+			}
+			if tt.wantHit && len(got) < calMaxShiftsPerQuery/2 {
+				t.Errorf("%d shifts, want most of the budget of %d", len(got), calMaxShiftsPerQuery)
+			}
+			if !slices.IsSortedFunc(got, func(a, b oncall.Shift) int { return a.Start.Compare(b.Start) }) {
+				t.Error("shifts not sorted by start")
+			}
+			if n := len(c.Shifts(start, tt.to)); n != len(got) {
+				t.Errorf("Shifts returned %d, shiftsBudgeted %d", n, len(got))
+			}
+		})
 	}
 }

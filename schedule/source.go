@@ -26,6 +26,11 @@ const (
 	// timeout.
 	srcFetchTimeout = 30 * time.Second
 	srcUserAgent    = "oncall-bot/1 (calendar refresh)"
+	// A new copy is expanded once over [now-srcCheckBefore,
+	// now+srcCheckAfter] and rejected if that reaches
+	// calMaxShiftsPerQuery: every answer about it would be slow.
+	srcCheckBefore = 7 * 24 * time.Hour
+	srcCheckAfter  = 90 * 24 * time.Hour
 )
 
 // SourceStatus tells how the calendar sources of a schedule are doing. The
@@ -118,9 +123,9 @@ func (s *calSource) refresh(ctx context.Context, now time.Time) (changed bool, e
 	next := *old
 	next.status.LastAttempt = now
 	if s.url != "" {
-		err = s.fetchURL(ctx, old, &next)
+		err = s.fetchURL(ctx, now, old, &next)
 	} else {
-		err = s.readFile(old, &next)
+		err = s.readFile(now, old, &next)
 	}
 	if err != nil && ctx.Err() != nil {
 		return false, err // shutting down: not the source's failure
@@ -139,7 +144,7 @@ func (s *calSource) refresh(ctx context.Context, now time.Time) (changed bool, e
 
 // fetchURL asks for the calendar unless it is unchanged since the copy in
 // use (ETag, Last-Modified), and sets next from the answer.
-func (s *calSource) fetchURL(ctx context.Context, old *calSourceState, next *calSourceState) error {
+func (s *calSource) fetchURL(ctx context.Context, now time.Time, old *calSourceState, next *calSourceState) error {
 	ctx, cancel := context.WithTimeout(ctx, srcFetchTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
@@ -176,7 +181,7 @@ func (s *calSource) fetchURL(ctx context.Context, old *calSourceState, next *cal
 	if err != nil {
 		return fmt.Errorf("fetch calendar: %w", s.redact(err))
 	}
-	cal, err := ParseCalendar(data, s.loc)
+	cal, err := srcParse(data, s.loc, now)
 	if err != nil {
 		return fmt.Errorf("parse calendar: %w", err)
 	}
@@ -191,7 +196,7 @@ func (s *calSource) fetchURL(ctx context.Context, old *calSourceState, next *cal
 
 // readFile reads the file unless its modification time and size are those
 // of the copy in use, and sets next from it.
-func (s *calSource) readFile(old *calSourceState, next *calSourceState) error {
+func (s *calSource) readFile(now time.Time, old *calSourceState, next *calSourceState) error {
 	f, err := os.Open(s.file)
 	if err != nil {
 		return fmt.Errorf("read calendar: %w", err)
@@ -208,7 +213,7 @@ func (s *calSource) readFile(old *calSourceState, next *calSourceState) error {
 	if err != nil {
 		return fmt.Errorf("read calendar %s: %w", s.file, err)
 	}
-	cal, err := ParseCalendar(data, s.loc)
+	cal, err := srcParse(data, s.loc, now)
 	if err != nil {
 		return fmt.Errorf("parse calendar %s: %w", s.file, err)
 	}
@@ -218,6 +223,21 @@ func (s *calSource) readFile(old *calSourceState, next *calSourceState) error {
 	next.status.Loaded = true
 	s.log.Info("calendar loaded", "events", next.status.Events, "bytes", len(data))
 	return nil
+}
+
+// srcParse parses a fetched or read calendar, and rejects one with more
+// than calMaxShiftsPerQuery shifts around now: anyone who can edit a team
+// calendar could otherwise make every query expand millions of shifts.
+func srcParse(data []byte, loc *time.Location, now time.Time) (*Calendar, error) {
+	cal, err := ParseCalendar(data, loc)
+	if err != nil {
+		return nil, err
+	}
+	if _, hit := cal.shiftsBudgeted(now.Add(-srcCheckBefore), now.Add(srcCheckAfter)); hit {
+		return nil, fmt.Errorf("calendar too large: more than %d shifts in %d days",
+			calMaxShiftsPerQuery, (srcCheckBefore+srcCheckAfter)/(24*time.Hour))
+	}
+	return cal, nil
 }
 
 // srcReadAll reads r up to srcMaxSize; more is an error.

@@ -416,3 +416,37 @@ func TestSrcCountEvents(t *testing.T) {
 		t.Errorf("srcCountEvents(mixed case, folded) = %d, want 2", n)
 	}
 }
+
+// A calendar that expands to too many shifts is refused like a malformed
+// one: the error is in Status and the last good copy stays in use.
+func TestFileSourceRejectsTooManyShifts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "oncall.ics")
+	s := newTestService(Definition{Name: "primary", File: path})
+	mtime := srcTestNow.Add(-time.Hour)
+	for _, step := range []struct {
+		data  []byte
+		mtime time.Time
+	}{
+		{dayOf("alice"), mtime},
+		{calEveryMinute(20, srcTestNow.AddDate(0, 0, -3)), mtime.Add(time.Minute)},
+	} {
+		if err := os.WriteFile(path, step.data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, step.mtime, step.mtime); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Load(t.Context()) // the second load fails; checked below
+	}
+	err := s.Load(t.Context()) // unchanged file: read and refused again
+	if err == nil || !strings.Contains(err.Error(), "calendar too large: more than 200000 shifts in 97 days") {
+		t.Errorf("Load error %v, want calendar too large", err)
+	}
+	st := s.Status("primary")
+	if !strings.Contains(st.LastError, "calendar too large") || !st.Loaded || st.Events != 1 {
+		t.Errorf("status %+v, want the too-large error and the previous copy's one event", st)
+	}
+	if got := whoIsOnCall(t, s, "primary"); !slices.Equal(got, []string{"alice/calendar"}) {
+		t.Errorf("on call %v, want the previous copy's alice/calendar", got)
+	}
+}
