@@ -8,9 +8,11 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oncallbot/oncall"
@@ -25,9 +27,32 @@ type Calendars struct {
 	svc    *Service
 	dir    *Directory
 	people []Person
+	feeds  []feed // one per schedule and person, tokens made once
 	log    *slog.Logger
 	now    func() time.Time
+
+	mu    sync.Mutex
+	cache map[string]cachedFeed // by token
 }
+
+// feed is a schedule's or a person's feed.
+type feed struct {
+	token    string
+	schedule string  // set for a schedule's feed
+	person   *Person // set for a person's feed
+}
+
+// cachedFeed is an exported feed kept for feedCacheTTL: calendar apps poll
+// often, and a person's feed reads every schedule.
+type cachedFeed struct {
+	body    []byte
+	at      time.Time
+	version uint64 // of the service's answers it was made from
+}
+
+// feedCacheTTL matches how often the service reads overrides made through
+// other replicas; changes made through this one drop the cache at once.
+const feedCacheTTL = svcMaxAge
 
 // Feeds cover this much of the past and the future.
 const (
@@ -37,7 +62,15 @@ const (
 
 // NewCalendars returns the calendar feeds of svc's schedules and of people.
 func NewCalendars(secret []byte, svc *Service, people []Person, log *slog.Logger) *Calendars {
-	return &Calendars{secret: secret, svc: svc, dir: NewDirectory(people), people: people, log: log, now: time.Now}
+	c := &Calendars{secret: secret, svc: svc, dir: NewDirectory(people), people: people, log: log, now: time.Now,
+		cache: map[string]cachedFeed{}}
+	for _, name := range svc.Schedules() {
+		c.feeds = append(c.feeds, feed{token: c.ScheduleToken(name), schedule: name})
+	}
+	for i := range c.people {
+		c.feeds = append(c.feeds, feed{token: c.PersonToken(c.people[i]), person: &c.people[i]})
+	}
+	return c
 }
 
 // ScheduleToken is the token of a schedule's feed.
@@ -66,68 +99,81 @@ func (c *Calendars) serve(w http.ResponseWriter, r *http.Request) {
 		calendarError(w, http.StatusNotFound, "no such calendar")
 		return
 	}
-	name, shifts, found, err := c.feed(r, token)
+	f, found := c.find(token)
+	if !found {
+		calendarError(w, http.StatusNotFound, "no such calendar")
+		return
+	}
+	body, err := c.export(r.Context(), f)
 	if err != nil {
 		c.log.Error("calendar feed", "err", err)
 		calendarError(w, http.StatusInternalServerError, "could not build the calendar")
 		return
 	}
-	if !found {
-		calendarError(w, http.StatusNotFound, "no such calendar")
-		return
+	w.Header().Set("Content-Type", "text/calendar; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	_, _ = w.Write(body)
+}
+
+// find compares token with every feed's token in constant time.
+func (c *Calendars) find(token string) (feed, bool) {
+	var found feed
+	ok := false
+	for _, f := range c.feeds {
+		if equalToken(token, f.token) {
+			found, ok = f, true
+		}
+	}
+	return found, ok
+}
+
+// export returns the feed's calendar, from the cache when fresh.
+func (c *Calendars) export(ctx context.Context, f feed) ([]byte, error) {
+	now, version := c.now(), c.svc.version()
+	c.mu.Lock()
+	cached, ok := c.cache[f.token]
+	c.mu.Unlock()
+	if ok && cached.version == version && now.Sub(cached.at) < feedCacheTTL {
+		return cached.body, nil
+	}
+	name, shifts, err := c.shifts(ctx, f, now)
+	if err != nil {
+		return nil, err
 	}
 	var buf bytes.Buffer
 	if err := ExportICal(&buf, name, shifts); err != nil {
-		c.log.Error("calendar feed", "calendar", name, "err", err)
-		calendarError(w, http.StatusInternalServerError, "could not build the calendar")
-		return
+		return nil, fmt.Errorf("export calendar %q: %w", name, err)
 	}
-	w.Header().Set("Content-Type", "text/calendar; charset=utf-8")
-	w.Header().Set("Cache-Control", "private, max-age=300")
-	_, _ = w.Write(buf.Bytes())
+	c.mu.Lock()
+	c.cache[f.token] = cachedFeed{body: buf.Bytes(), at: now, version: version}
+	c.mu.Unlock()
+	return buf.Bytes(), nil
 }
 
-// feed finds the schedule or person of token, comparing it with every
-// token in constant time, and returns their shifts.
-func (c *Calendars) feed(r *http.Request, token string) (string, []oncall.Shift, bool, error) {
-	now := c.now()
+// shifts returns the feed's name and shifts around now.
+func (c *Calendars) shifts(ctx context.Context, f feed, now time.Time) (string, []oncall.Shift, error) {
 	from, to := now.Add(-feedPast), now.Add(feedFuture)
-	var schedule string
-	var person *Person
+	if f.person == nil {
+		shifts, err := c.svc.Shifts(ctx, f.schedule, from, to)
+		return f.schedule, shifts, err
+	}
+	var mine []oncall.Shift
 	for _, name := range c.svc.Schedules() {
-		if equalToken(token, c.ScheduleToken(name)) {
-			schedule = name
+		shifts, err := c.svc.Shifts(ctx, name, from, to)
+		if err != nil {
+			return "", nil, err
 		}
-	}
-	for i := range c.people {
-		if equalToken(token, c.PersonToken(c.people[i])) {
-			person = &c.people[i]
-		}
-	}
-	switch {
-	case schedule != "":
-		shifts, err := c.svc.Shifts(r.Context(), schedule, from, to)
-		return schedule, shifts, true, err
-	case person != nil:
-		var mine []oncall.Shift
-		for _, name := range c.svc.Schedules() {
-			shifts, err := c.svc.Shifts(r.Context(), name, from, to)
-			if err != nil {
-				return "", nil, false, err
-			}
-			for _, s := range shifts {
-				if c.dir.Matches(s.Person, *person) {
-					mine = append(mine, s)
-				}
+		for _, s := range shifts {
+			if c.dir.Matches(s.Person, *f.person) {
+				mine = append(mine, s)
 			}
 		}
-		label := person.Name
-		if label == "" {
-			label = person.Key()
-		}
-		return "On call: " + label, mine, true, nil
 	}
-	return "", nil, false, nil
+	label := f.person.Name
+	if label == "" {
+		label = f.person.Key()
+	}
+	return "On call: " + label, mine, nil
 }
 
 func equalToken(a, b string) bool {

@@ -296,6 +296,17 @@ func (s *Service) Problem(schedule string) string {
 	return strings.Join(problems, "; ")
 }
 
+// version changes whenever a calendar of any schedule changes or stored
+// overrides are announced changed: what is derived from the answers (the
+// exported feeds) is stale once it changes.
+func (s *Service) version() uint64 {
+	var v uint64
+	for _, sch := range s.schedules {
+		v += sch.gen.Load()
+	}
+	return v
+}
+
 // OverridesChanged makes the next answer for the schedule read the stored
 // overrides again: call it after storing or cancelling one.
 func (s *Service) OverridesChanged(schedule string) {

@@ -79,6 +79,12 @@ integrations:
 		t.Fatalf("/oncall who before the swap:\n%s", who)
 	}
 
+	// The schedule's feed before the swap shows alice (and is cached: the
+	// swap must still show at once).
+	if got := onCallInFeed(t, h, srv.URL, carol, "schedule primary"); got != "alice@example.com" {
+		t.Fatalf("the schedule's feed before the swap has %q on call, want alice@example.com", got)
+	}
+
 	// Alice gives her shift to bob with the dialog; bob accepts.
 	if _, err := fake.SendSlashCommand(ctx, map[string]string{"user_id": alice, "text": "swap"}); err != nil {
 		t.Fatal(err)
@@ -109,26 +115,31 @@ integrations:
 
 	// The schedule's feed and bob's own feed, as their links in Slack give
 	// them, show bob on call now.
-	now := time.Now()
 	for _, tc := range []struct{ user, command string }{{carol, "schedule primary"}, {bob, "me"}} {
-		answer := h.command(tc.user, tc.command)
-		link := regexp.MustCompile(`https://oncall\.example\.com(/calendars/[0-9a-f]+\.ics)`).FindStringSubmatch(answer)
-		if link == nil {
-			t.Errorf("/oncall %s shows no calendar link:\n%s", tc.command, answer)
-			continue
-		}
-		cal := fetchCalendar(t, srv.URL+link[1])
-		var onNow []string
-		for _, s := range cal.Shifts(now, now.Add(time.Second)) {
-			onNow = append(onNow, s.Person)
-		}
-		if strings.Join(onNow, ",") != "bob@example.com" {
-			t.Errorf("the feed of /oncall %s has %q on call now, want bob@example.com", tc.command, onNow)
+		if got := onCallInFeed(t, h, srv.URL, tc.user, tc.command); got != "bob@example.com" {
+			t.Errorf("the feed of /oncall %s has %q on call now, want bob@example.com", tc.command, got)
 		}
 	}
 	if code, _, err := get(srv.URL + "/calendars/0123456789abcdef0123456789abcdef01234567.ics"); err != nil || code != http.StatusNotFound {
 		t.Errorf("a made-up feed token: %d (%v), want 404", code, err)
 	}
+}
+
+// onCallInFeed follows the calendar link in the answer to the command and
+// returns who the feed has on call now.
+func onCallInFeed(t *testing.T, h *slackUser, base, user, command string) string {
+	t.Helper()
+	answer := h.command(user, command)
+	link := regexp.MustCompile(`https://oncall\.example\.com(/calendars/[0-9a-f]+\.ics)`).FindStringSubmatch(answer)
+	if link == nil {
+		t.Fatalf("/oncall %s shows no calendar link:\n%s", command, answer)
+	}
+	now := time.Now()
+	var onNow []string
+	for _, s := range fetchCalendar(t, base+link[1]).Shifts(now, now.Add(time.Second)) {
+		onNow = append(onNow, s.Person)
+	}
+	return strings.Join(onNow, ",")
 }
 
 func fetchCalendar(t *testing.T, url string) *schedule.Calendar {
