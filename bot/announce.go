@@ -75,8 +75,10 @@ type AnnouncementStore interface {
 }
 
 // SlackUserFunc finds the Slack user id of a person as a schedule names
-// them (email, Slack id, name); false when there is none.
-type SlackUserFunc func(ctx context.Context, person string) (slackID string, ok bool)
+// them (email, Slack id, name): false when there is none, an error when
+// Slack could not be asked now (the answer may be known on the next try).
+// (*Bot).LookupSlackUser is one.
+type SlackUserFunc func(ctx context.Context, person string) (slackID string, ok bool, err error)
 
 // AnnouncerConfig is what an Announcer needs.
 type AnnouncerConfig struct {
@@ -225,14 +227,22 @@ func (a *Announcer) announceSchedule(ctx context.Context, name string, now time.
 	if err != nil {
 		return time.Time{}, fmt.Errorf("load shifts: %w", err)
 	}
+	shifts, ids, lookupErr := a.resolvePeople(ctx, shifts)
 	tl := newShiftTimeline(shifts, from, to)
 	handoffs, stints := tl.handoffs(), tl.stints()
-	err = errors.Join(
-		a.announceHandoffs(ctx, name, target, handoffs, now),
-		a.remind(ctx, name, stints, now),
-		a.syncUsergroup(ctx, name, target, tl.peopleAt(now), now),
-		a.warnGaps(ctx, name, target, tl, now),
-	)
+	errs := []error{a.announceHandoffs(ctx, name, target, ids, handoffs, now)}
+	if lookupErr != nil {
+		// Who is on call is not certain: a person whose lookup failed may
+		// be one already named by their Slack id. The user group and the
+		// reminders wait for a tick that knows.
+		errs = append(errs, fmt.Errorf("look up Slack users (user group and reminders skipped): %w", lookupErr))
+	} else {
+		errs = append(errs,
+			a.remind(ctx, name, ids, stints, now),
+			a.syncUsergroup(ctx, name, target, ids, tl.peopleAt(now), now))
+	}
+	errs = append(errs, a.warnGaps(ctx, name, target, tl, now))
+	err = errors.Join(errs...)
 
 	var next time.Time
 	consider := func(t time.Time) {
@@ -253,8 +263,43 @@ func (a *Announcer) announceSchedule(ctx context.Context, name string, now time.
 	return next, err
 }
 
+// resolvePeople names the person of each shift by their Slack user id
+// when they have one, so that a person named two ways (an email in the
+// calendar, a Slack id in an override) is one person on call. It returns
+// the shifts so renamed, the Slack ids among the names (people without a
+// Slack user keep the name the schedule gives them) and the lookups that
+// failed, whose people keep their names too.
+func (a *Announcer) resolvePeople(ctx context.Context, shifts []oncall.Shift) ([]oncall.Shift, map[string]bool, error) {
+	var (
+		out   = make([]oncall.Shift, len(shifts))
+		names = map[string]string{} // as the schedule names them -> as the announcer does
+		ids   = map[string]bool{}
+		errs  []error
+	)
+	for i, s := range shifts {
+		name, seen := names[s.Person]
+		if !seen {
+			id, ok, err := a.slackUser(ctx, s.Person)
+			switch {
+			case err != nil:
+				errs = append(errs, fmt.Errorf("person %q: %w", s.Person, err))
+				name = s.Person
+			case ok:
+				name = id
+				ids[id] = true
+			default:
+				name = s.Person
+			}
+			names[s.Person] = name
+		}
+		s.Person = name
+		out[i] = s
+	}
+	return out, ids, errors.Join(errs...)
+}
+
 // announceHandoffs posts "now on call" for the handoffs due at now.
-func (a *Announcer) announceHandoffs(ctx context.Context, name string, target AnnounceTarget, handoffs []handoffEvent, now time.Time) error {
+func (a *Announcer) announceHandoffs(ctx context.Context, name string, target AnnounceTarget, ids map[string]bool, handoffs []handoffEvent, now time.Time) error {
 	if target.Channel == "" {
 		return nil
 	}
@@ -267,13 +312,13 @@ func (a *Announcer) announceHandoffs(ctx context.Context, name string, target An
 		// it is (an override seen by one first), and one post is enough.
 		key := storage.Announcement{Schedule: name, Kind: kindHandoff, At: h.at}
 		errs = append(errs, a.once(ctx, key, func(ctx context.Context) error {
-			return a.post(ctx, target.Channel, a.handoffText(ctx, name, h))
+			return a.post(ctx, target.Channel, handoffText(name, ids, h))
 		}))
 	}
 	return errors.Join(errs...)
 }
 
-func (a *Announcer) handoffText(ctx context.Context, name string, h handoffEvent) string {
+func handoffText(name string, ids map[string]bool, h handoffEvent) string {
 	until := ""
 	if !h.until.IsZero() {
 		until = " (until " + slackDate(h.until) + ")"
@@ -283,25 +328,26 @@ func (a *Announcer) handoffText(ctx context.Context, name string, h handoffEvent
 	}
 	mentions := make([]string, len(h.people))
 	for i, p := range h.people {
-		mentions[i] = a.mention(ctx, p)
+		mentions[i] = slackMention(ids, p)
 	}
 	return fmt.Sprintf("Now on call for *%s*: %s%s", escape(name), strings.Join(mentions, ", "), until)
 }
 
 // remind DMs the people whose time on call starts within the hour. Unlike
 // a handoff, a reminder is not stale until the shift starts: after a
-// restart, or for a shift added at short notice, it is sent late.
-func (a *Announcer) remind(ctx context.Context, name string, stints []stint, now time.Time) error {
+// restart, or for a shift added at short notice, it is sent late. ids are
+// the people (stint.person) who are Slack user ids.
+func (a *Announcer) remind(ctx context.Context, name string, ids map[string]bool, stints []stint, now time.Time) error {
 	var errs []error
 	for _, s := range stints {
 		if s.start.Add(-reminderLead).After(now) || !s.start.After(now) {
 			continue
 		}
-		id, ok := a.slackUser(ctx, s.person)
-		if !ok {
+		if !ids[s.person] {
 			a.log.Warn("no Slack user for an incoming person; no reminder sent", "schedule", name, "person", s.person)
 			continue
 		}
+		id := s.person
 		key := storage.Announcement{Schedule: name, Kind: kindReminder, At: s.start, Person: s.person}
 		text := fmt.Sprintf(":pager: You are on call for *%s* from %s to %s.", escape(name), slackDate(s.start), slackDate(s.end))
 		errs = append(errs, a.once(ctx, key, func(ctx context.Context) error {
@@ -317,21 +363,20 @@ func (a *Announcer) remind(ctx context.Context, name string, stints []stint, now
 
 // syncUsergroup makes the schedule's user group the people on call now.
 // Slack cannot empty a user group: while nobody is on call it is left as
-// it is.
-func (a *Announcer) syncUsergroup(ctx context.Context, name string, target AnnounceTarget, people []string, now time.Time) error {
+// it is. people are sorted and distinct; slackIDs tells which are Slack
+// user ids.
+func (a *Announcer) syncUsergroup(ctx context.Context, name string, target AnnounceTarget, slackIDs map[string]bool, people []string, now time.Time) error {
 	if target.Usergroup == "" {
 		return nil
 	}
 	var ids, unresolved []string
 	for _, p := range people {
-		if id, ok := a.slackUser(ctx, p); ok {
-			ids = append(ids, id)
+		if slackIDs[p] {
+			ids = append(ids, p)
 		} else {
 			unresolved = append(unresolved, p)
 		}
 	}
-	slices.Sort(ids)
-	ids = slices.Compact(ids)
 	last, seen := a.groups[target.Usergroup]
 	if len(ids) == 0 {
 		if !seen || last.members != nil {
@@ -434,11 +479,11 @@ func (a *Announcer) post(ctx context.Context, channel, text string) error {
 	return nil
 }
 
-// mention shows a person as a Slack mention, or by name when they have no
-// Slack user.
-func (a *Announcer) mention(ctx context.Context, person string) string {
-	if id, ok := a.slackUser(ctx, person); ok {
-		return "<@" + id + ">"
+// slackMention shows a person as a Slack mention when they are one of the Slack
+// user ids, else by name.
+func slackMention(ids map[string]bool, person string) string {
+	if ids[person] {
+		return "<@" + person + ">"
 	}
 	return escape(person)
 }

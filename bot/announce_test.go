@@ -92,9 +92,9 @@ var slackIDs = map[string]string{
 	"carol@example.com": "U0CAROL",
 }
 
-func lookupSlackID(_ context.Context, person string) (string, bool) {
+func lookupSlackID(_ context.Context, person string) (string, bool, error) {
 	id, ok := slackIDs[person]
-	return id, ok
+	return id, ok, nil
 }
 
 const (
@@ -110,6 +110,8 @@ type announceEnv struct {
 	db      *storage.DB
 	src     *fixedShifts
 	targets map[string]bot.AnnounceTarget
+	// lookup is the announcers' SlackUser; nil for lookupSlackID.
+	lookup bot.SlackUserFunc
 }
 
 func newAnnounceEnv(t *testing.T, targets map[string]bot.AnnounceTarget) *announceEnv {
@@ -138,12 +140,16 @@ func (e *announceEnv) announcer() *bot.Announcer {
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(io.Writer(testWriter{e.t}), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
+	lookup := e.lookup
+	if lookup == nil {
+		lookup = lookupSlackID
+	}
 	a, err := bot.NewAnnouncer(bot.AnnouncerConfig{
 		Slack:     bot.Config{BotToken: e.fake.BotToken(), APIURL: e.fake.APIURL(), Logger: logger},
 		Schedules: e.src,
 		Targets:   e.targets,
 		Store:     e.db,
-		SlackUser: lookupSlackID,
+		SlackUser: lookup,
 		Now:       func() time.Time { panic("the clock of a ticked announcer is read") },
 	})
 	if err != nil {

@@ -3,6 +3,7 @@ package bot
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/mail"
 	"regexp"
@@ -63,10 +64,18 @@ var mention = regexp.MustCompile(`^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$`)
 
 // SlackUser returns the Slack user id of a person as a schedule names
 // them (a Slack id or mention, an email, a config user's name, an
-// @handle), and false when nobody matches. Answers of Slack are cached.
-// It is a SlackUserFunc, for the Announcer.
+// @handle), and false when nobody matches or Slack could not be asked.
+// Answers of Slack are cached.
 func (b *Bot) SlackUser(ctx context.Context, person string) (string, bool) {
 	return b.sched.people.slackID(ctx, person)
+}
+
+// LookupSlackUser is SlackUser telling a person nobody matches (false, nil
+// error) from one Slack could not be asked about now (an error: the
+// network, a server error, a rate limit). It is a SlackUserFunc, for the
+// Announcer.
+func (b *Bot) LookupSlackUser(ctx context.Context, person string) (string, bool, error) {
+	return b.sched.people.lookupSlackID(ctx, person)
 }
 
 // isSlackID says whether s is a Slack user id: U or W, then capitals and
@@ -76,32 +85,44 @@ func isSlackID(s string) bool {
 }
 
 // slackID returns the Slack user id of a person as a schedule names them,
-// and false when nobody matches. "U0123" and "<@U0123>" are ids already;
-// config users match by Slack id, email or name (an "@handle" by name or
-// by the part of their email before the @, when only one user has it);
-// an email of nobody in the config is looked up in Slack.
+// and false when nobody matches or Slack could not be asked (logged).
 func (p *people) slackID(ctx context.Context, person string) (string, bool) {
+	id, ok, err := p.lookupSlackID(ctx, person)
+	if err != nil {
+		p.log.Warn("look up a Slack user", "person", person, "err", err)
+		return "", false
+	}
+	return id, ok
+}
+
+// lookupSlackID returns the Slack user id of a person as a schedule names
+// them, false when nobody matches, and an error when Slack could not be
+// asked now (see transientSlackError). "U0123" and "<@U0123>" are ids
+// already; config users match by Slack id, email or name (an "@handle" by
+// name or by the part of their email before the @, when only one user has
+// it); an email of nobody in the config is looked up in Slack.
+func (p *people) lookupSlackID(ctx context.Context, person string) (string, bool, error) {
 	s := strings.TrimSpace(person)
 	if strings.HasPrefix(strings.ToLower(s), "mailto:") {
 		s = s[len("mailto:"):]
 	}
 	if m := mention.FindStringSubmatch(s); m != nil {
-		return m[1], true
+		return m[1], true, nil
 	}
 	if isSlackID(s) {
-		return s, true
+		return s, true, nil
 	}
 	handle, isHandle := strings.CutPrefix(s, "@")
 	if u, ok := p.configUser(s, handle, isHandle); ok {
 		if u.Slack != "" {
-			return u.Slack, true
+			return u.Slack, true, nil
 		}
 		return p.lookupEmail(ctx, u.Email)
 	}
 	if isEmail(s) {
 		return p.lookupEmail(ctx, s)
 	}
-	return "", false
+	return "", false, nil
 }
 
 // configUser finds the config user a person string names.
@@ -133,32 +154,53 @@ func isEmail(s string) bool {
 }
 
 // lookupEmail asks Slack for the user with the email, through the cache.
-func (p *people) lookupEmail(ctx context.Context, email string) (string, bool) {
+// A refusal of Slack that asking again will not change (a missing scope)
+// is logged and answers "nobody"; a transient failure is an error. Only
+// answers are cached.
+func (p *people) lookupEmail(ctx context.Context, email string) (string, bool, error) {
 	if email == "" {
-		return "", false
+		return "", false, nil
 	}
 	key := strings.ToLower(email)
 	p.mu.Lock()
 	c, ok := p.byEmail[key]
 	p.mu.Unlock()
 	if ok && p.now().Sub(c.at) < peopleTTL {
-		return c.ID, c.ID != ""
+		return c.ID, c.ID != "", nil
 	}
 	u, err := p.api.GetUserByEmailContext(ctx, email)
 	var slackErr slack.SlackErrorResponse
 	switch {
 	case errors.As(err, &slackErr) && slackErr.Err == "users_not_found":
 		c = cachedUser{Email: email, at: p.now()}
+	case err != nil && transientSlackError(err):
+		return "", false, fmt.Errorf("look up the Slack user with email %q: %w", email, err)
 	case err != nil:
 		p.log.Warn("look up a Slack user by email", "email", email, "err", err)
-		return "", false
+		return "", false, nil
 	default:
 		c = cachedUser{ID: u.ID, Email: email, TZ: u.TZ, at: p.now()}
 	}
 	p.mu.Lock()
 	p.byEmail[key] = c
 	p.mu.Unlock()
-	return c.ID, c.ID != ""
+	return c.ID, c.ID != "", nil
+}
+
+// transientSlackError says whether a failed call of Slack may succeed if
+// made again: it failed on the way (network, timeout, HTTP status, rate
+// limit) or Slack says it had a problem of its own. Other errors Slack
+// answers with (missing_scope, invalid_auth, ...) stay until someone acts.
+func transientSlackError(err error) bool {
+	var slackErr slack.SlackErrorResponse
+	if !errors.As(err, &slackErr) {
+		return true
+	}
+	switch slackErr.Err {
+	case "internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited":
+		return true
+	}
+	return false
 }
 
 // info returns what Slack says of a user (email, time zone), through the

@@ -214,7 +214,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 		var ann *bot.Announcer
 		if berr == nil {
 			b.SetFeeds(feeds.Links(o.PublicURL, b.SlackUser))
-			ann, berr = bot.NewAnnouncer(bot.AnnouncerConfig{Slack: slackCfg, Schedules: schedules, Targets: targets, Store: d, SlackUser: b.SlackUser})
+			ann, berr = bot.NewAnnouncer(bot.AnnouncerConfig{Slack: slackCfg, Schedules: schedules, Targets: targets, Store: d, SlackUser: b.LookupSlackUser})
 		}
 		if berr != nil {
 			err = fmt.Errorf("start Slack: %w", berr)
