@@ -151,35 +151,20 @@ func (c *Client) FindMessages(ctx context.Context, to string, since time.Time) (
 	defer cancel()
 	api, last := c.api(ctx)
 	params := (&openapi.ListMessageParams{}).SetTo(to).SetPageSize(listPageSize)
-	var out []Message
-	token, page := "", ""
-	for range maxListPages {
+	out, err := listSince(since, func(token, page string) ([]openapi.ApiV2010Message, *string, error) {
 		resp, err := api.PageMessage(params, token, page)
 		if err != nil {
-			return nil, newError("list messages", last, err)
+			return nil, nil, err
 		}
-		past := false
-		for _, m := range resp.Messages {
-			created, ok := parseTime(m.DateCreated)
-			if ok && created.Before(since) {
-				past = true
-				continue
-			}
-			if !ok {
-				continue // undated: cannot say it is ours; prefer paging again
-			}
-			out = append(out, Message{
-				SID: deref(m.Sid), To: deref(m.To), From: deref(m.From), Body: deref(m.Body),
-				Status: deref(m.Status), ErrorCode: derefInt(m.ErrorCode), Created: created,
-			})
+		return resp.Messages, resp.NextPageUri, nil
+	}, func(m openapi.ApiV2010Message, created time.Time) Message {
+		return Message{
+			SID: deref(m.Sid), To: deref(m.To), From: deref(m.From), Body: deref(m.Body),
+			Status: deref(m.Status), ErrorCode: derefInt(m.ErrorCode), Created: created,
 		}
-		if past {
-			break
-		}
-		var more bool
-		if token, page, more = nextPage(resp.NextPageUri); !more {
-			break
-		}
+	}, func(m openapi.ApiV2010Message) *string { return m.DateCreated })
+	if err != nil {
+		return nil, newError("list messages", last, err)
 	}
 	return out, nil
 }
@@ -191,33 +176,52 @@ func (c *Client) FindCalls(ctx context.Context, to string, since time.Time) ([]C
 	defer cancel()
 	api, last := c.api(ctx)
 	params := (&openapi.ListCallParams{}).SetTo(to).SetPageSize(listPageSize)
-	var out []Call
-	token, page := "", ""
-	for range maxListPages {
+	out, err := listSince(since, func(token, page string) ([]openapi.ApiV2010Call, *string, error) {
 		resp, err := api.PageCall(params, token, page)
 		if err != nil {
-			return nil, newError("list calls", last, err)
+			return nil, nil, err
+		}
+		return resp.Calls, resp.NextPageUri, nil
+	}, func(call openapi.ApiV2010Call, created time.Time) Call {
+		return Call{SID: deref(call.Sid), To: deref(call.To), From: deref(call.From), Status: deref(call.Status), Created: created}
+	}, func(call openapi.ApiV2010Call) *string { return call.DateCreated })
+	if err != nil {
+		return nil, newError("list calls", last, err)
+	}
+	return out, nil
+}
+
+// listSince pages through a Twilio list (newest first) and converts the
+// records created at or after since; it stops at the first page that
+// reaches past since, and after maxListPages pages at most. Undated
+// records are left out: nothing says they are ours, and paging again is
+// preferred over staying silent.
+func listSince[R, T any](since time.Time, fetch func(token, page string) ([]R, *string, error),
+	convert func(R, time.Time) T, dateCreated func(R) *string) ([]T, error) {
+	var out []T
+	token, page := "", ""
+	for range maxListPages {
+		records, next, err := fetch(token, page)
+		if err != nil {
+			return nil, err
 		}
 		past := false
-		for _, call := range resp.Calls {
-			created, ok := parseTime(call.DateCreated)
-			if ok && created.Before(since) {
-				past = true
-				continue
-			}
+		for _, r := range records {
+			created, ok := parseTime(dateCreated(r))
 			if !ok {
 				continue
 			}
-			out = append(out, Call{
-				SID: deref(call.Sid), To: deref(call.To), From: deref(call.From),
-				Status: deref(call.Status), Created: created,
-			})
+			if created.Before(since) {
+				past = true
+				continue
+			}
+			out = append(out, convert(r, created))
 		}
 		if past {
 			break
 		}
 		var more bool
-		if token, page, more = nextPage(resp.NextPageUri); !more {
+		if token, page, more = nextPage(next); !more {
 			break
 		}
 	}
