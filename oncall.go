@@ -45,6 +45,29 @@ func ParseSeverity(s string) (Severity, bool) {
 	return "", false
 }
 
+// MoreSevere returns the more severe of a and b; a when they are equally
+// severe. Unknown and empty severities rank below every known one.
+func MoreSevere(a, b Severity) Severity {
+	if severityRank(b) < severityRank(a) {
+		return b
+	}
+	return a
+}
+
+func severityRank(s Severity) int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityError:
+		return 1
+	case SeverityWarning:
+		return 2
+	case SeverityInfo:
+		return 3
+	}
+	return 4
+}
+
 // AlertStatus is the state a source reports for an alert.
 type AlertStatus string
 

@@ -137,13 +137,7 @@ func NewAnnouncer(cfg AnnouncerConfig) (*Announcer, error) {
 		log = slog.Default()
 	}
 	log = log.With("component", "announcer")
-	var opts []slack.Option
-	if u := cfg.Slack.APIURL; u != "" {
-		if !strings.HasSuffix(u, "/") {
-			u += "/"
-		}
-		opts = append(opts, slack.OptionAPIURL(u))
-	}
+	opts := webAPIOptions(cfg.Slack.APIURL, log)
 	now := cfg.Now
 	if now == nil {
 		now = time.Now

@@ -129,17 +129,7 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		log.Warn("Slack tokens do not look like a bot token (xoxb-...) and an app-level token (xapp-...); Slack will refuse them unless SLACK_API_URL points elsewhere")
 	}
 	log = log.With("component", "slack")
-	opts := []slack.Option{
-		slack.OptionAppLevelToken(cfg.AppToken),
-		slack.OptionLog(debugLog{log}),
-	}
-	if cfg.APIURL != "" {
-		u := cfg.APIURL
-		if !strings.HasSuffix(u, "/") {
-			u += "/"
-		}
-		opts = append(opts, slack.OptionAPIURL(u))
-	}
+	opts := append(webAPIOptions(cfg.APIURL, log), slack.OptionAppLevelToken(cfg.AppToken))
 	b := &Bot{
 		api:       slack.New(cfg.BotToken, opts...),
 		incidents: incidents,
@@ -318,4 +308,17 @@ type debugLog struct{ log *slog.Logger }
 func (l debugLog) Output(_ int, s string) error {
 	l.log.Debug(strings.TrimSpace(s))
 	return nil
+}
+
+// webAPIOptions points a Slack Web API client at apiURL (Slack's own when
+// empty; slack-go wants it to end with a slash) and logs through log.
+func webAPIOptions(apiURL string, log *slog.Logger) []slack.Option {
+	opts := []slack.Option{slack.OptionLog(debugLog{log})}
+	if apiURL != "" {
+		if !strings.HasSuffix(apiURL, "/") {
+			apiURL += "/"
+		}
+		opts = append(opts, slack.OptionAPIURL(apiURL))
+	}
+	return opts
 }

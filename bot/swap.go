@@ -279,13 +279,14 @@ func (b *Bot) validateSwap(ctx context.Context, user string, input func(string) 
 		return r, errs
 	}
 	slots := b.slots(ctx, shifts)
+	admin := b.isAdmin(ctx, user)
 	switch {
-	case !b.isAdmin(ctx, user) && !covers(slots, user, r.start(), r.end()):
+	case !admin && !covers(slots, user, r.start(), r.end()):
 		errs[field] = fmt.Sprintf("You are not on call on %s for all of that time. Only the person on call, or an admin, can give it away.", r.Schedule)
 	case covers(slots, r.To, r.start(), r.end()):
 		errs[inputColleague] = "They are on call then already."
 	default:
-		if other, ok := alsoOnCall(slots, r.start(), r.end(), user, r.To); ok && !b.isAdmin(ctx, user) {
+		if other, ok := alsoOnCall(slots, r.start(), r.end(), user, r.To); ok && !admin {
 			errs[field] = fmt.Sprintf("%s is also on call then, and a swap would take them off too. Ask an admin.", personText(other))
 		}
 	}
@@ -358,9 +359,7 @@ func (b *Bot) tellRequester(ctx context.Context, responseURL, user, text string)
 		b.respond(ctx, responseURL, text)
 		return
 	}
-	if _, _, err := b.dm(ctx, user, text); err != nil {
-		b.log.Warn("tell the user by DM", "user", user, "err", err)
-	}
+	b.tellByDM(ctx, user, text)
 }
 
 // handleScheduleAction handles a click on a swap request or an override's
@@ -655,6 +654,7 @@ func (b *Bot) cmdOverrides(ctx context.Context, cmd slack.SlashCommand, args []s
 		return
 	}
 	now := b.now()
+	admin := b.isAdmin(ctx, cmd.UserID)
 	var items []overrideItem
 	var failed []string
 	for _, name := range names {
@@ -666,7 +666,7 @@ func (b *Bot) cmdOverrides(ctx context.Context, cmd slack.SlashCommand, args []s
 		}
 		for _, o := range list {
 			id, _ := b.sched.people.slackID(ctx, o.Person)
-			items = append(items, overrideItem{Override: o, Slack: id, CanCancel: b.mayCancel(ctx, cmd.UserID, o, id)})
+			items = append(items, overrideItem{Override: o, Slack: id, CanCancel: mayCancel(admin, cmd.UserID, o, id)})
 		}
 	}
 	sortOverrides(items)
@@ -682,8 +682,8 @@ func sortOverrides(items []overrideItem) {
 
 // mayCancel says whether the user may cancel the override: its creator,
 // the person it puts on call, and admins may.
-func (b *Bot) mayCancel(ctx context.Context, user string, o oncall.Override, personSlack string) bool {
-	return b.isAdmin(ctx, user) || o.CreatedBy == oncall.SlackActor(user) || personSlack == user
+func mayCancel(admin bool, user string, o oncall.Override, personSlack string) bool {
+	return admin || o.CreatedBy == oncall.SlackActor(user) || personSlack == user
 }
 
 func (b *Bot) cancelOverride(ctx context.Context, cb slack.InteractionCallback, ref overrideRef) {
@@ -706,7 +706,7 @@ func (b *Bot) cancelOverride(ctx context.Context, cb slack.InteractionCallback, 
 		return
 	}
 	person, _ := b.sched.people.slackID(ctx, o.Person)
-	if !b.mayCancel(ctx, user, o, person) {
+	if !mayCancel(b.isAdmin(ctx, user), user, o, person) {
 		b.respond(ctx, cb.ResponseURL, "Only the person who made an override, the person it puts on call, or an admin can cancel it.")
 		return
 	}

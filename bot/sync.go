@@ -116,8 +116,8 @@ func (b *Bot) syncIncident(ctx context.Context, id int64) error {
 // to look for the message before posting again.
 func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.SlackMessage) (storage.SlackMessage, error) {
 	channel := cmp.Or(inc.Channel, old.Channel)
-	text := IncidentText(inc)
-	hash, err := messageHash(text, RenderIncident(inc))
+	text, blocks := IncidentText(inc), RenderIncident(inc)
+	hash, err := messageHash(text, blocks)
 	if err != nil {
 		return old, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
@@ -131,7 +131,7 @@ func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.
 
 	meta := slack.SlackMetadata{EventType: metadataEventType, EventPayload: map[string]any{"incident_id": inc.ID}}
 	var posted storage.SlackMessage
-	err = b.send(ctx, inc, func(blocks []slack.Block) error {
+	err = b.send(ctx, inc, blocks, func(blocks []slack.Block) error {
 		ch, ts, err := b.api.PostMessageContext(ctx, channel,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionMetadata(meta))
 		posted = storage.SlackMessage{IncidentID: inc.ID, Channel: ch, TS: ts}
@@ -218,8 +218,8 @@ func slackTS(t time.Time) string {
 // escalations (see SyncIncident). A message deleted in Slack is posted
 // again.
 func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) error {
-	text := IncidentText(inc)
-	hash, err := messageHash(text, RenderIncident(inc))
+	text, blocks := IncidentText(inc), RenderIncident(inc)
+	hash, err := messageHash(text, blocks)
 	if err != nil {
 		return fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
@@ -235,7 +235,7 @@ func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storag
 			}
 		}
 	}
-	err = b.send(ctx, inc, func(blocks []slack.Block) error {
+	err = b.send(ctx, inc, blocks, func(blocks []slack.Block) error {
 		_, _, _, err := b.api.UpdateMessageContext(ctx, msg.Channel, msg.TS,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		return err
@@ -263,8 +263,8 @@ func shown(msg storage.SlackMessage, inc oncall.Incident, hash string, now time.
 // send calls Slack with the incident's blocks. Slack refuses a message
 // whose image it cannot fetch (invalid_blocks); the message is then sent
 // again without the image rather than not at all.
-func (b *Bot) send(ctx context.Context, inc oncall.Incident, call func(blocks []slack.Block) error) error {
-	err := call(RenderIncident(inc))
+func (b *Bot) send(ctx context.Context, inc oncall.Incident, blocks []slack.Block, call func(blocks []slack.Block) error) error {
+	err := call(blocks)
 	if inc.ImageURL == "" || !slackErrorIs(err, "invalid_blocks") {
 		return err
 	}

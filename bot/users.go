@@ -169,9 +169,8 @@ func (p *people) lookupEmail(ctx context.Context, email string) (string, bool, e
 		return c.ID, c.ID != "", nil
 	}
 	u, err := p.api.GetUserByEmailContext(ctx, email)
-	var slackErr slack.SlackErrorResponse
 	switch {
-	case errors.As(err, &slackErr) && slackErr.Err == "users_not_found":
+	case slackErrorIs(err, "users_not_found"):
 		c = cachedUser{Email: email, at: p.now()}
 	case err != nil && transientSlackError(err):
 		return "", false, fmt.Errorf("look up the Slack user with email %q: %w", email, err)

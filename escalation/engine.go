@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"time"
 
@@ -309,6 +308,7 @@ func (e *Engine) Start(ctx context.Context, inc oncall.Incident) error {
 func (e *Engine) Changed(ctx context.Context, inc oncall.Incident, a oncall.Action) error {
 	now := e.clock.Now()
 	var err error
+	wake := false // the chain runs again: tick now rather than at the next second
 	switch a {
 	case oncall.ActionAcknowledge:
 		_, err = e.store.StopEscalation(ctx, inc.ID, e.ackWake(e.chains[inc.Escalation], now))
@@ -319,18 +319,20 @@ func (e *Engine) Changed(ctx context.Context, inc oncall.Incident, a oncall.Acti
 		if ok, err = e.store.RestartEscalation(ctx, inc.ID, now); err == nil && !ok {
 			return e.Start(ctx, inc)
 		}
+		wake = true
 	case oncall.ActionEscalate:
 		var ok bool
 		if ok, err = e.store.EscalateNow(ctx, inc.ID, now); err == nil && !ok {
 			return e.Start(ctx, inc)
 		}
+		wake = true
 	default:
 		return fmt.Errorf("escalation of incident %d: unknown action %q", inc.ID, a)
 	}
 	if err != nil {
 		return err
 	}
-	if slices.Contains([]oncall.Action{oncall.ActionUnacknowledge, oncall.ActionReopen, oncall.ActionEscalate}, a) {
+	if wake {
 		e.Wake()
 	}
 	return nil

@@ -248,9 +248,7 @@ func (p *amPayload) severity() oncall.Severity {
 	}
 	var most oncall.Severity
 	for _, a := range p.alerts {
-		if a.Severity != "" && (most == "" || severityRank(a.Severity) < severityRank(most)) {
-			most = a.Severity
-		}
+		most = oncall.MoreSevere(most, a.Severity)
 	}
 	if most == "" {
 		return oncall.SeverityWarning
@@ -259,12 +257,6 @@ func (p *amPayload) severity() oncall.Severity {
 }
 
 // severityRank orders severities, most severe first.
-func severityRank(s oncall.Severity) int {
-	return slices.Index([]oncall.Severity{
-		oncall.SeverityCritical, oncall.SeverityError, oncall.SeverityWarning, oncall.SeverityInfo,
-	}, s)
-}
-
 // labelsFingerprint is the fingerprint of an alert that has none: 16 hex
 // digits (like Alertmanager's) of a hash of its labels as sent, so the same
 // label set always gets the same fingerprint.

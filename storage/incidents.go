@@ -232,7 +232,7 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 			SET title = $2, message = $3, severity = $4, link = $5, image_url = $6, labels = $7,
 			    alert_count = alert_count + $8, updated_at = now()
 			WHERE id = $1`,
-			open.id, b.Title, b.Message, mostSevere(open.severity, b.Severity), b.Link, b.ImageURL,
+			open.id, b.Title, b.Message, oncall.MoreSevere(open.severity, b.Severity), b.Link, b.ImageURL,
 			jsonObject(b.Labels), len(b.Alerts))
 		if err == nil {
 			err = addEvent(ctx, tx, open.id, oncall.EventAlert, oncall.ActorSource, b.Title)
@@ -377,24 +377,6 @@ func addEvent(ctx context.Context, tx pgx.Tx, incidentID int64, kind oncall.Even
 		return fmt.Errorf("add %s event: %w", kind, err)
 	}
 	return nil
-}
-
-// severityRank orders severities, most severe first; unknown ones last.
-func severityRank(s oncall.Severity) int {
-	i := slices.Index([]oncall.Severity{
-		oncall.SeverityCritical, oncall.SeverityError, oncall.SeverityWarning, oncall.SeverityInfo,
-	}, s)
-	if i < 0 {
-		return 4
-	}
-	return i
-}
-
-func mostSevere(a, b oncall.Severity) oncall.Severity {
-	if severityRank(b) < severityRank(a) {
-		return b
-	}
-	return a
 }
 
 // Incident loads an incident; oncall.ErrNotFound if there is none.
