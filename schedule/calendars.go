@@ -33,6 +33,10 @@ type Calendars struct {
 
 	mu    sync.Mutex
 	cache map[string]cachedFeed // by token
+	// slackUser, once Links has it, matches people as Slack does too
+	// (handles, emails of people the config knows by Slack id), so a
+	// person's feed holds the shifts the bot shows them.
+	slackUser func(ctx context.Context, person string) (string, bool)
 }
 
 // feed is a schedule's or a person's feed.
@@ -150,6 +154,28 @@ func (c *Calendars) export(ctx context.Context, f feed) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// samePerson returns whether a shift's person is p: by the config's
+// names, or as the same Slack user.
+func (c *Calendars) samePerson(ctx context.Context, p Person) func(name string) bool {
+	c.mu.Lock()
+	lookup := c.slackUser
+	c.mu.Unlock()
+	want := p.Slack
+	if want == "" && p.Email != "" && lookup != nil {
+		want, _ = lookup(ctx, p.Email)
+	}
+	return func(name string) bool {
+		if c.dir.Matches(name, p) {
+			return true
+		}
+		if lookup == nil || want == "" {
+			return false
+		}
+		got, ok := lookup(ctx, name)
+		return ok && got == want
+	}
+}
+
 // shifts returns the feed's name and shifts around now.
 func (c *Calendars) shifts(ctx context.Context, f feed, now time.Time) (string, []oncall.Shift, error) {
 	from, to := now.Add(-feedPast), now.Add(feedFuture)
@@ -157,6 +183,7 @@ func (c *Calendars) shifts(ctx context.Context, f feed, now time.Time) (string, 
 		shifts, err := c.svc.Shifts(ctx, f.schedule, from, to)
 		return f.schedule, shifts, err
 	}
+	same := c.samePerson(ctx, *f.person)
 	var mine []oncall.Shift
 	for _, name := range c.svc.Schedules() {
 		shifts, err := c.svc.Shifts(ctx, name, from, to)
@@ -164,7 +191,7 @@ func (c *Calendars) shifts(ctx context.Context, f feed, now time.Time) (string, 
 			return "", nil, err
 		}
 		for _, s := range shifts {
-			if c.dir.Matches(s.Person, *f.person) {
+			if same(s.Person) {
 				mine = append(mine, s)
 			}
 		}
@@ -190,6 +217,9 @@ func calendarError(w http.ResponseWriter, code int, msg string) {
 // e.g. https://oncall.example.com; empty gives paths). slackUser maps a
 // person's email to their Slack user, for people the config knows by email.
 func (c *Calendars) Links(base string, slackUser func(ctx context.Context, person string) (string, bool)) *Links {
+	c.mu.Lock()
+	c.slackUser = slackUser
+	c.mu.Unlock()
 	return &Links{base: strings.TrimSuffix(base, "/"), cal: c, slackUser: slackUser}
 }
 
