@@ -448,7 +448,16 @@ func (r *calRule) resolveCount(budget *int) error {
 	if r.count == 0 {
 		return nil
 	}
+	// DTSTART is always the first instance (RFC 5545 3.3.10), also when
+	// the rule itself would not produce it; it counts then too.
 	n := 0
+	if !slices.ContainsFunc(r.occurrences(0, nil), r.dtstart.Equal) {
+		n = 1
+		if r.count == 1 {
+			r.until = calInstant(r.dtstart, r.zone)
+			return nil
+		}
+	}
 	var buf []time.Time
 	for k := 0; k < calMaxPeriodsPerRule*r.interval; k += r.interval {
 		first, days := r.period(k)

@@ -421,3 +421,23 @@ func TestCalendarShiftsBudget(t *testing.T) {
 		})
 	}
 }
+
+// TestCountIncludesAnOffRuleDTSTART: DTSTART is the first instance and
+// counts toward COUNT even when the rule would not produce it (RFC 5545).
+func TestCountIncludesAnOffRuleDTSTART(t *testing.T) {
+	ics := "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\n" +
+		"BEGIN:VEVENT\r\nUID:count@test\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:alice@example.com\r\n" +
+		"DTSTART:20260303T090000Z\r\nDTEND:20260303T100000Z\r\n" + // a Tuesday
+		"RRULE:FREQ=WEEKLY;BYDAY=MO;COUNT=3\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
+	cal, err := ParseCalendar([]byte(ics), time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var starts []string
+	for _, s := range cal.Shifts(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)) {
+		starts = append(starts, s.Start.Format("Mon 01-02"))
+	}
+	if got, want := strings.Join(starts, ", "), "Tue 03-03, Mon 03-09, Mon 03-16"; got != want {
+		t.Errorf("instances %s, want %s", got, want)
+	}
+}
