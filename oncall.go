@@ -17,6 +17,10 @@ var (
 	// ErrConflict means the change cannot be made in the current state,
 	// e.g. reopening an incident whose group already has a newer open one.
 	ErrConflict = errors.New("conflict")
+	// ErrPermanent marks a failure to page that trying again cannot fix:
+	// an invalid phone number, a deactivated Slack user, a channel that
+	// does not exist. Senders wrap it (errors.Is finds it).
+	ErrPermanent = errors.New("permanent failure")
 )
 
 // Severity of an alert or incident, most severe first.
@@ -236,6 +240,15 @@ const (
 	EventResolved       EventKind = "resolved"
 	EventReopened       EventKind = "reopened"
 	EventEscalated      EventKind = "escalated"
+	// Paging: Target is who was paged (a person as the chain named them,
+	// or a Mention* target), Note says how ("sms", "call", "slack") and
+	// any detail.
+	EventPaged         EventKind = "paged"          // the provider accepted the page
+	EventPageDelivered EventKind = "page_delivered" // the provider confirmed it arrived (or the call was answered)
+	EventPageFailed    EventKind = "page_failed"    // the page failed for good; Note says why and what comes next
+	// EventEscalationStep: the chain moved on by itself (Note: what it
+	// pages next and why).
+	EventEscalationStep EventKind = "escalation_step"
 )
 
 // Event is one entry of an incident's timeline.
@@ -244,8 +257,13 @@ type Event struct {
 	IncidentID int64
 	Kind       EventKind
 	Actor      Actor
-	Note       string
-	At         time.Time
+	// Target is who an EventPaged, EventPageDelivered or EventPageFailed
+	// is about; empty for other kinds.
+	Target string
+	// Channel is how they were paged, for the same kinds.
+	Channel NotifyChannel
+	Note    string
+	At      time.Time
 }
 
 // Shift is a span of time when one person is on call for a schedule.
@@ -346,6 +364,20 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"
 	DeliveryCancelled DeliveryStatus = "cancelled" // acknowledged or resolved before it was sent
 )
+
+// Direct pages: an incident someone opens from Slack (/oncall page) is
+// an alert batch of this integration and kind; no config declares them.
+const (
+	PageIntegration = "slack"
+	PageKind        = "page"
+)
+
+// Page is one delivery to send, with what its sender needs.
+type Page struct {
+	Delivery Delivery
+	Incident Incident // as it is when the page is sent
+	Phone    string   // the person's number (E.164) for sms and call; empty otherwise
+}
 
 // Delivery is one page of one person (or one mention in a channel) by one
 // channel. Key is unique: "incident:step:repeat:person:channel", with

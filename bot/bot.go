@@ -65,6 +65,16 @@ type Config struct {
 	// Feeds gives the calendar feed URLs that /oncall schedule and
 	// /oncall me show; nil shows none.
 	Feeds Feeds
+	// Alerts takes the incidents opened by /oncall page, as alert batches
+	// of the integration "slack" (queue.Queue). Nil: /oncall page answers
+	// that paging from Slack is unavailable.
+	Alerts AlertPublisher
+}
+
+// AlertPublisher queues an alert batch for the processor, which records
+// it like any other (queue.Queue). A nil error means the batch is durable.
+type AlertPublisher interface {
+	PublishAlert(ctx context.Context, b oncall.AlertBatch) error
 }
 
 // Feeds are the calendar subscription URLs of schedules and people.
@@ -103,7 +113,8 @@ type Bot struct {
 	sem       chan struct{} // one slot per envelope being handled
 	pacer     *pacer        // paces posts per channel
 	now       func() time.Time
-	sched     scheduling // schedules, swaps and overrides (schedules.go)
+	sched     scheduling     // schedules, swaps and overrides (schedules.go)
+	alerts    AlertPublisher // nil: no /oncall page
 }
 
 // New returns a Bot. Both tokens are required: without them there is no
@@ -138,6 +149,7 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		sem:       make(chan struct{}, maxHandlers),
 		pacer:     newPacer(postRate, postBurst, maxPacedChannels),
 		now:       time.Now,
+		alerts:    cfg.Alerts,
 	}
 	b.sched = newScheduling(cfg, b.api, func() time.Time { return b.now() }, log)
 	return b, nil

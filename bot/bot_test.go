@@ -131,8 +131,15 @@ type harness struct {
 // stands still until the test moves it, and posts are not paced.
 func newHarness(t *testing.T) *harness {
 	t.Helper()
+	return newHarnessWith(t, fakeslack.Config{}, bot.Config{})
+}
+
+// newHarnessWith is newHarness with a fake Slack of fakeCfg, and a bot of
+// cfg (its Slack settings and logger filled in).
+func newHarnessWith(t *testing.T, fakeCfg fakeslack.Config, cfg bot.Config) *harness {
+	t.Helper()
 	ctx := t.Context()
-	fake, err := fakeslack.New(fakeslack.Config{})
+	fake, err := fakeslack.New(fakeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,12 +161,9 @@ func newHarness(t *testing.T) *harness {
 	}
 	svc := &syncingService{db: db, done: make(chan error, 16)}
 	store := &crashingStore{DB: db}
-	b, err := bot.New(bot.Config{
-		BotToken: fake.BotToken(),
-		AppToken: fake.AppToken(),
-		APIURL:   fake.APIURL(),
-		Logger:   slog.New(slog.NewTextHandler(logOut, nil)),
-	}, svc, store)
+	cfg.BotToken, cfg.AppToken, cfg.APIURL = fake.BotToken(), fake.AppToken(), fake.APIURL()
+	cfg.Logger = slog.New(slog.NewTextHandler(logOut, nil))
+	b, err := bot.New(cfg, svc, store)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -127,6 +127,10 @@ func (b *Bot) slashCommand(cmd slack.SlashCommand) (reply any, work func(context
 		do = b.cmdOverride
 	case "overrides":
 		do = b.cmdOverrides
+	case "escalate":
+		return b.escalateCommand(cmd)
+	case "page":
+		return b.pageCommand(cmd)
 	default:
 		return slashReply(cmd), nil
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slack-go/slack"
@@ -289,7 +290,7 @@ func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.S
 	}
 	for _, ev := range events {
 		ts := msg.TS
-		if text, ok := eventText(inc, ev.Event); ok {
+		if text, ok := eventText(inc, ev.Event, b.targetText(ctx, ev.Target)); ok {
 			if msg, ts, err = b.replyOnce(ctx, inc, msg, ev, text); err != nil {
 				return msg, err
 			}
@@ -384,11 +385,27 @@ func (b *Bot) postReply(ctx context.Context, msg storage.SlackMessage, ev oncall
 }
 
 // eventText is the thread reply for an event; false for events that need
-// none (the message itself shows them).
-func eventText(inc oncall.Incident, ev oncall.Event) (string, bool) {
+// none (the message itself shows them). target names whom a paging event
+// is about, in mrkdwn (targetText).
+func eventText(inc oncall.Incident, ev oncall.Event, target string) (string, bool) {
 	who := actorText(ev.Actor, inc.Kind)
 	var text string
 	switch ev.Kind {
+	case oncall.EventPaged:
+		text = "Paged " + target + byChannel(ev.Channel)
+	case oncall.EventPageDelivered:
+		switch ev.Channel {
+		case oncall.NotifyCall:
+			text = "Call to " + target + " answered"
+		case oncall.NotifySMS:
+			text = "SMS to " + target + " delivered"
+		default:
+			text = "Slack message to " + target + " delivered"
+		}
+	case oncall.EventPageFailed:
+		text = "Could not page " + target + byChannel(ev.Channel)
+	case oncall.EventEscalationStep:
+		text = "No acknowledgement yet"
 	case oncall.EventAcknowledged:
 		text = "Acknowledged by " + who
 	case oncall.EventUnacknowledged:
@@ -409,6 +426,46 @@ func eventText(inc oncall.Incident, ev oncall.Event) (string, bool) {
 		text += ": " + escape(ev.Note)
 	}
 	return truncate(text, maxSectionText), true
+}
+
+// byChannel says how someone was paged: " by SMS".
+func byChannel(c oncall.NotifyChannel) string {
+	switch c {
+	case oncall.NotifySlack:
+		return " by Slack"
+	case oncall.NotifySMS:
+		return " by SMS"
+	case oncall.NotifyCall:
+		return " by phone call"
+	case "":
+		return ""
+	}
+	return " by " + escape(string(c))
+}
+
+// targetText names whom a paging event is about: a Slack mention of a
+// person Slack knows, else the reference as the chain or schedule named
+// them. Channel-wide mentions are shown without notifying anyone again.
+func (b *Bot) targetText(ctx context.Context, target string) string {
+	return targetName(target, func(person string) (string, bool) { return b.SlackUser(ctx, person) })
+}
+
+// targetName is targetText with slackUser to resolve a person.
+func targetName(target string, slackUser func(person string) (string, bool)) string {
+	switch {
+	case target == "":
+		return "someone"
+	case target == oncall.MentionHere:
+		return "@here"
+	case target == oncall.MentionChannel:
+		return "@channel"
+	case strings.HasPrefix(target, oncall.MentionUsergroupPrefix):
+		return "the user group " + escape(strings.TrimPrefix(target, oncall.MentionUsergroupPrefix))
+	}
+	if id, ok := slackUser(target); ok && isSlackID(id) {
+		return "<@" + id + ">"
+	}
+	return escape(target)
 }
 
 // slackError wraps a Slack error with what was being done; a rate limit

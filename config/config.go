@@ -147,8 +147,14 @@ func ParseWindow(s string) (start, end time.Duration, err error) {
 type EscalationChain struct {
 	Name   string `yaml:"name"`
 	Repeat int    `yaml:"repeat,omitempty"`
-	Steps  []Step `yaml:"steps"`
-	Line   int    `yaml:"-"`
+	// AutoResolve resolves an incident nobody acknowledged this long after
+	// the chain's last step; zero never does.
+	AutoResolve Duration `yaml:"auto_resolve,omitempty"`
+	// AckTimeout restarts the chain of an incident acknowledged this long
+	// ago and not resolved; zero never does.
+	AckTimeout Duration `yaml:"ack_timeout,omitempty"`
+	Steps      []Step   `yaml:"steps"`
+	Line       int      `yaml:"-"`
 }
 
 // Step keys, as written in the file and returned by Step.Kind.
@@ -225,12 +231,22 @@ func (d Duration) String() string { return time.Duration(d).String() }
 // MarshalYAML writes the duration in the form Parse reads.
 func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
 
-// User returns the user a rotation or notify_users step refers to by email
-// or Slack id, ignoring case. For someone without an entry it returns a User
-// with just that email or Slack id, and false.
+// User returns the user a rotation, a notify_users step or a calendar
+// refers to: by email (with or without "mailto:"), by Slack id ("U0123",
+// "<@U0123>", "@U0123") or by name, ignoring case. For someone without an
+// entry it returns a User with just that email or Slack id, and false.
 func (c *Config) User(ref string) (User, bool) {
+	ref = strings.TrimSpace(ref)
+	email := ref
+	if len(email) > len("mailto:") && strings.EqualFold(email[:len("mailto:")], "mailto:") {
+		email = email[len("mailto:"):]
+	}
+	id := strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(ref, "<@"), "@"), ">")
 	for _, u := range c.Users {
-		if (u.Email != "" && strings.EqualFold(u.Email, ref)) || (u.Slack != "" && strings.EqualFold(u.Slack, ref)) {
+		switch {
+		case u.Email != "" && strings.EqualFold(u.Email, email),
+			u.Slack != "" && strings.EqualFold(u.Slack, id),
+			u.Name != "" && strings.EqualFold(u.Name, ref):
 			return u, true
 		}
 	}

@@ -227,8 +227,10 @@ func (d *decoder) chain(n *yaml.Node) EscalationChain {
 		return c
 	}
 	found := d.mapping(e, "escalation chain", map[string]field{
-		"name":   d.str(&c.Name),
-		"repeat": d.integer(&c.Repeat),
+		"name":         d.str(&c.Name),
+		"repeat":       d.integer(&c.Repeat),
+		"auto_resolve": d.duration(&c.AutoResolve),
+		"ack_timeout":  d.duration(&c.AckTimeout),
 		"steps": d.list(func(e *yaml.Node) {
 			c.Steps = append(c.Steps, d.step(e))
 		}),
@@ -239,6 +241,11 @@ func (d *decoder) chain(n *yaml.Node) EscalationChain {
 	}
 	if c.Repeat < 0 {
 		d.errorf(found.line("repeat", c.Line), "repeat: must be 0 or more")
+	}
+	for key, v := range map[string]Duration{"auto_resolve": c.AutoResolve, "ack_timeout": c.AckTimeout} {
+		if v < 0 {
+			d.errorf(found.line(key, c.Line), "%s: must not be negative", key)
+		}
 	}
 	if d.need(c.Line, what, found, "steps", len(c.Steps) == 0) &&
 		!slices.ContainsFunc(c.Steps, func(s Step) bool { return s.Wait == 0 }) {

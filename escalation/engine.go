@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/oncallbot/oncall"
 	"github.com/oncallbot/oncall/storage"
@@ -19,6 +22,19 @@ type EscalationStore interface {
 	RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (bool, error)
 	EscalateNow(ctx context.Context, incidentID int64, at time.Time) (bool, error)
 	ProcessDueEscalations(ctx context.Context, now time.Time, limit int, fn storage.EscalationFunc) (int, []int64, error)
+}
+
+// DeliveryClaimer hands due deliveries to a publish function and marks
+// them queued (storage.DB).
+type DeliveryClaimer interface {
+	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
+		publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error)
+}
+
+// DeliveryQueue stores deliveries durably for the delivery workers
+// (queue.Queue).
+type DeliveryQueue interface {
+	PublishDeliveries(ctx context.Context, ds []oncall.Delivery) error
 }
 
 // OnCaller tells who is on call for a schedule at an instant.
@@ -49,11 +65,24 @@ type EngineConfig struct {
 	People    People
 	Clock     Clock    // nil: the system clock
 	Notifier  Notifier // nil: changes are not announced
-	Logger    *slog.Logger
+	// Deliveries and Queue, both set, make each tick queue the deliveries
+	// that are due for the delivery workers.
+	Deliveries DeliveryClaimer
+	Queue      DeliveryQueue
+	Logger     *slog.Logger
+	// Registerer, if set, gets the engine's metrics.
+	Registerer prometheus.Registerer
+	// OnStep, if set, is called for every due escalation taken, with the
+	// time it was due and the time it was taken (benchmarks).
+	OnStep func(due, taken time.Time)
 }
 
-// tickBatch is how many due escalations one call of the store processes.
-const tickBatch = 100
+const (
+	// tickBatch is how many due escalations one call of the store
+	// processes; tickWorkers how many such calls run at once.
+	tickBatch   = 50
+	tickWorkers = 4
+)
 
 // Engine runs the escalation chains of incidents: it takes the steps that
 // are due, resolving their targets to people and each person's plan to
@@ -67,8 +96,12 @@ type Engine struct {
 	people    People
 	clock     Clock
 	notify    Notifier
+	claimer   DeliveryClaimer
+	queue     DeliveryQueue
 	log       *slog.Logger
 	wake      chan struct{}
+	lateness  prometheus.Histogram
+	onStep    func(due, taken time.Time)
 }
 
 // NewEngine returns an engine over cfg.
@@ -78,7 +111,18 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	}
 	e := &Engine{
 		store: cfg.Store, chains: cfg.Chains, schedules: cfg.Schedules, people: cfg.People,
-		clock: cfg.Clock, notify: cfg.Notifier, log: cfg.Logger, wake: make(chan struct{}, 1),
+		clock: cfg.Clock, notify: cfg.Notifier, claimer: cfg.Deliveries, queue: cfg.Queue, log: cfg.Logger,
+		wake: make(chan struct{}, 1), onStep: cfg.OnStep,
+		lateness: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "oncall_escalation_step_lateness_seconds",
+			Help:    "How long after its due time an escalation step was taken.",
+			Buckets: []float64{.01, .05, .1, .25, .5, 1, 2, 5, 10, 30, 60, 300},
+		}),
+	}
+	if cfg.Registerer != nil {
+		if err := cfg.Registerer.Register(e.lateness); err != nil {
+			return nil, fmt.Errorf("new escalation engine: register metrics: %w", err)
+		}
 	}
 	if e.clock == nil {
 		e.clock = realClock{}
@@ -119,6 +163,40 @@ func (e *Engine) Wake() {
 // that changed. It returns how many escalations it processed.
 func (e *Engine) Tick(ctx context.Context) (int, error) {
 	now := e.clock.Now()
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		total int
+		errs  []error
+	)
+	// Each step is its own transaction; several at once keep the
+	// database busy (and its commits grouped) when many fall due together.
+	for range tickWorkers {
+		wg.Go(func() {
+			n, err := e.drain(ctx, now)
+			mu.Lock()
+			defer mu.Unlock()
+			total += n
+			if err != nil {
+				errs = append(errs, err)
+			}
+		})
+	}
+	wg.Wait()
+	// Pages of earlier ticks whose plan made them due now (a wait of a
+	// personal plan, a fallback).
+	if err := e.dispatch(ctx, now); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return total, fmt.Errorf("escalation tick: %w", err)
+	}
+	return total, nil
+}
+
+// drain takes the escalations due at now, a batch at a time, until none is
+// left, and queues the pages of each batch before the next one.
+func (e *Engine) drain(ctx context.Context, now time.Time) (int, error) {
 	fn := func(ctx context.Context, esc storage.EscalationState) (storage.EscalationUpdate, []oncall.Delivery, error) {
 		return e.process(ctx, esc, now)
 	}
@@ -132,6 +210,11 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if n > 0 {
+			if err := e.dispatch(ctx, now); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, id := range changed {
 			if e.notify == nil {
 				continue
@@ -141,22 +224,48 @@ func (e *Engine) Tick(ctx context.Context) (int, error) {
 			}
 		}
 		if n < tickBatch || ctx.Err() != nil {
-			break
+			return total, errors.Join(errs...)
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return total, fmt.Errorf("escalation tick: %w", err)
+}
+
+// dispatch queues the deliveries due at now for the delivery workers.
+func (e *Engine) dispatch(ctx context.Context, now time.Time) error {
+	if e.claimer == nil || e.queue == nil {
+		return nil
 	}
-	return total, nil
+	for {
+		n, err := e.claimer.ClaimDueDeliveries(ctx, now, tickBatch, e.queue.PublishDeliveries)
+		if err != nil {
+			return fmt.Errorf("queue due deliveries: %w", err)
+		}
+		if n < tickBatch || ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// chain returns the chain an incident names: a configured one, or the
+// chain of a direct page (PageChain).
+func (e *Engine) chain(name string) (oncall.EscalationChain, bool) {
+	if c, ok := e.chains[name]; ok {
+		return c, true
+	}
+	return PageChain(name)
 }
 
 // process decides what a due escalation does, from the incident as it is
 // now (the store re-read it under lock).
 func (e *Engine) process(ctx context.Context, esc storage.EscalationState, now time.Time) (
 	storage.EscalationUpdate, []oncall.Delivery, error) {
+	takenAt := e.clock.Now()
+	e.lateness.Observe(max(takenAt.Sub(esc.NextRunAt), 0).Seconds())
+	if e.onStep != nil {
+		e.onStep(esc.NextRunAt, takenAt)
+	}
 	inc := esc.Incident
 	up := storage.EscalationUpdate{State: esc.State, Step: esc.Step, Repeat: esc.Repeat, BaseRepeat: esc.BaseRepeat}
-	chain, ok := e.chains[esc.Chain]
+	chain, ok := e.chain(esc.Chain)
 	if !ok {
 		e.log.WarnContext(ctx, "escalation chain no longer configured; escalation stopped",
 			"incident", inc.ID, "chain", esc.Chain)
@@ -200,11 +309,22 @@ func (e *Engine) process(ctx context.Context, esc storage.EscalationState, now t
 		}
 	}
 
-	var deliveries []oncall.Delivery
+	var (
+		deliveries []oncall.Delivery
+		taken      []takenStep
+	)
+	// A run's first steps need no word of their own: their pages say
+	// enough; nor does a manual escalation, which has its event.
+	quiet := escalate || up.Step == 0 && up.Repeat == up.BaseRepeat
 	w, due, done := runChain(chain, walk{step: up.Step, repeat: up.Repeat, baseRepeat: up.BaseRepeat}, now, escalate,
 		func(s oncall.EscalationStep, index, repeat int) {
-			deliveries = append(deliveries, e.stepDeliveries(ctx, inc, s, index, repeat, now)...)
+			ds := e.stepDeliveries(ctx, inc, s, index, repeat, now)
+			deliveries = append(deliveries, ds...)
+			taken = append(taken, takenStep{step: s, index: index, pass: repeat - up.BaseRepeat, deliveries: ds})
 		})
+	if !quiet && len(taken) > 0 {
+		up.Events = append(up.Events, stepEvent(chain, taken))
+	}
 	up.Step, up.Repeat, up.BaseRepeat = w.step, w.repeat, w.baseRepeat
 	switch {
 	case inc.Status == oncall.StatusAcknowledged:
@@ -285,7 +405,7 @@ func (e *Engine) Start(ctx context.Context, inc oncall.Incident) error {
 	if inc.Escalation == "" {
 		return nil
 	}
-	if _, ok := e.chains[inc.Escalation]; !ok {
+	if _, ok := e.chain(inc.Escalation); !ok {
 		e.log.WarnContext(ctx, "incident names an escalation chain that is not configured; nobody is paged",
 			"incident", inc.ID, "chain", inc.Escalation)
 		return nil
@@ -311,7 +431,8 @@ func (e *Engine) Changed(ctx context.Context, inc oncall.Incident, a oncall.Acti
 	wake := false // the chain runs again: tick now rather than at the next second
 	switch a {
 	case oncall.ActionAcknowledge:
-		_, err = e.store.StopEscalation(ctx, inc.ID, e.ackWake(e.chains[inc.Escalation], now))
+		chain, _ := e.chain(inc.Escalation)
+		_, err = e.store.StopEscalation(ctx, inc.ID, e.ackWake(chain, now))
 	case oncall.ActionResolve:
 		_, err = e.store.StopEscalation(ctx, inc.ID, time.Time{})
 	case oncall.ActionUnacknowledge, oncall.ActionReopen:

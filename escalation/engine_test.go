@@ -140,7 +140,7 @@ func newEngine(t *testing.T, db *storage.DB, clock *fakeClock, chains ...oncall.
 func (h *engineHarness) open(t *testing.T, group, chain string, sev oncall.Severity) oncall.Incident {
 	t.Helper()
 	b := batch("b-"+group, group, oncall.AlertFiring)
-	b.Escalation, b.Severity = chain, sev
+	b.Escalation, b.Severity, b.ReceivedAt = chain, sev, h.clock.Now() // received now: the chain is due at once
 	res, err := h.db.RecordBatch(t.Context(), b)
 	if err != nil {
 		t.Fatal(err)

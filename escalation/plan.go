@@ -51,6 +51,12 @@ func (p *Plans) Plan(person string, sev oncall.Severity) []oncall.NotifyRule {
 	return out
 }
 
+// Phone returns the phone number of person from the config, "" if none.
+func (p *Plans) Phone(person string) string {
+	u, _ := p.cfg.User(person)
+	return u.Phone
+}
+
 // personDeliveries follows a person's plan from at: each channel is paged
 // after the waits before it. The same channel used again in the plan gets
 // ":N" on its key (N from 2), so that every page has its own key.

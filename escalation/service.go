@@ -1,5 +1,7 @@
-// Package escalation owns the incident state machine: what an alert does to
-// an incident, what a person's action does, and (later) escalation chains.
+// Package escalation owns the incident state machine (what an alert does to
+// an incident, what a person's action does), the escalation chains that
+// page people until someone acknowledges, and the delivery workers that
+// send those pages.
 package escalation
 
 import (
@@ -25,22 +27,33 @@ type Notifier interface {
 	PublishIncidentChanged(ctx context.Context, incidentID int64) error
 }
 
+// Escalator runs escalation chains (Engine): it is woken when an incident
+// is opened (its chain starts in the same transaction) and told of every
+// action that changed an incident.
+type Escalator interface {
+	Wake()
+	Changed(ctx context.Context, inc oncall.Incident, a oncall.Action) error
+}
+
 // Service applies alerts and people's actions to incidents.
 type Service struct {
 	store     Store
 	notify    Notifier
+	escalator Escalator
 	log       *slog.Logger
 	processed *prometheus.CounterVec
 	actions   *prometheus.CounterVec
 }
 
-// NewService returns a Service over store that tells notify of changes.
-// Its metrics are registered on reg unless it is nil.
-func NewService(store Store, notify Notifier, log *slog.Logger, reg prometheus.Registerer) *Service {
+// NewService returns a Service over store that tells notify of changes
+// and esc (nil: no chains run) of people's actions. Its metrics are
+// registered on reg unless it is nil.
+func NewService(store Store, notify Notifier, esc Escalator, log *slog.Logger, reg prometheus.Registerer) *Service {
 	s := &Service{
-		store:  store,
-		notify: notify,
-		log:    log,
+		store:     store,
+		notify:    notify,
+		escalator: esc,
+		log:       log,
 		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncall_alert_batches_processed_total",
 			Help: "Queued alert batches stored, by outcome (created, joined, resolved, duplicate, stale, no_incident, error).",
@@ -66,7 +79,7 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 	if err != nil {
 		return fmt.Errorf("record batch %s of %q: %w", b.ID, b.Integration, err)
 	}
-	if res.UnknownIntegration {
+	if res.UnknownIntegration && b.Kind != oncall.PageKind { // direct pages have no configured integration
 		what := "alert for an integration that is no longer configured; stored, not posted"
 		if b.Channel != "" {
 			what = "alert for an integration that is no longer configured; stored, posted only to the channel of its route"
@@ -88,6 +101,9 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 	if err := s.notify.PublishIncidentChanged(ctx, res.IncidentID); err != nil {
 		return fmt.Errorf("announce incident %d: %w", res.IncidentID, err)
 	}
+	if res.Created && s.escalator != nil {
+		s.escalator.Wake() // its first step is due now
+	}
 	return nil
 }
 
@@ -103,6 +119,13 @@ func (s *Service) Act(ctx context.Context, id int64, a oncall.Action, actor onca
 	}
 	if changed {
 		s.log.Info("incident changed", "incident", id, "action", a, "actor", actor, "status", inc.Status)
+		if s.escalator != nil {
+			if err := s.escalator.Changed(ctx, inc, a); err != nil {
+				// The action stands; the engine's next look at the
+				// incident (it re-reads it) repairs what it can.
+				s.log.Error("escalation did not follow the action", "incident", id, "action", a, "err", err)
+			}
+		}
 	}
 	if err := s.notify.PublishIncidentChanged(ctx, id); err != nil {
 		return inc, fmt.Errorf("announce incident %d: %w", id, err)

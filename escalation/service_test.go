@@ -82,7 +82,7 @@ func newHarness(t *testing.T) *harness {
 	}
 	t.Cleanup(q.Close)
 	h := &harness{logs: &lockedBuffer{}, db: db, q: q, reg: prometheus.NewRegistry(), announced: make(chan int64, 100)}
-	h.svc = escalation.NewService(db, q, slog.New(slog.NewJSONHandler(h.logs, nil)), h.reg)
+	h.svc = escalation.NewService(db, q, nil, slog.New(slog.NewJSONHandler(h.logs, nil)), h.reg)
 
 	cctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -42,7 +42,14 @@ const (
 type consumerSpec struct {
 	stream  string
 	durable string
+	filter  string // subjects it takes; consumers of one work queue stream must not overlap
 }
+
+// The consumers of the NOTIFY stream.
+var (
+	notifierSpec = consumerSpec{stream: streamNotify, durable: "notifier", filter: subjectIncident + ">"}
+	pagerSpec    = consumerSpec{stream: streamNotify, durable: "pager", filter: subjectDelivery + ">"}
+)
 
 // ConsumeAlerts hands every batch on the ALERTS stream to h, through the
 // durable consumer "processor" that all replicas share. A batch is acked
@@ -57,7 +64,26 @@ func (q *Queue) ConsumeAlerts(ctx context.Context, h func(ctx context.Context, b
 // to h, through the durable consumer "notifier" that all replicas share.
 // It behaves like ConsumeAlerts.
 func (q *Queue) ConsumeIncidentChanges(ctx context.Context, h func(ctx context.Context, incidentID int64) error) error {
-	return consume(ctx, q, consumerSpec{stream: streamNotify, durable: "notifier"}, decodeIncidentChanged, h)
+	return consume(ctx, q, notifierSpec, decodeIncidentChanged, h)
+}
+
+// ConsumeDeliveries hands every delivery on the NOTIFY stream (see
+// PublishDeliveries) to h, through the durable consumer "pager" that all
+// replicas share. It behaves like ConsumeAlerts: an error that has a
+// RetryDelay() is retried after that delay.
+func (q *Queue) ConsumeDeliveries(ctx context.Context, h func(ctx context.Context, deliveryID int64) error) error {
+	return consume(ctx, q, pagerSpec, decodeDelivery, h)
+}
+
+func decodeDelivery(data []byte) (int64, error) {
+	var m deliveryMsg
+	if err := json.Unmarshal(data, &m); err != nil {
+		return 0, fmt.Errorf("decode delivery: %w", err)
+	}
+	if m.DeliveryID <= 0 {
+		return 0, fmt.Errorf("decode delivery: invalid delivery id %d", m.DeliveryID)
+	}
+	return m.DeliveryID, nil
 }
 
 func decodeAlertBatch(data []byte) (oncall.AlertBatch, error) {
@@ -166,11 +192,12 @@ func (c *consumer[T]) resubscribe(ctx context.Context, delay *time.Duration) jet
 // starts pulling from it.
 func (c *consumer[T]) subscribe(ctx context.Context) (jetstream.MessagesContext, error) {
 	cons, err := c.q.js.CreateOrUpdateConsumer(ctx, c.spec.stream, jetstream.ConsumerConfig{
-		Durable:     c.spec.durable,
-		Description: "oncall " + c.spec.durable,
-		AckPolicy:   jetstream.AckExplicitPolicy,
-		AckWait:     ackWait,
-		MaxDeliver:  -1,
+		Durable:       c.spec.durable,
+		Description:   "oncall " + c.spec.durable,
+		FilterSubject: c.spec.filter,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxDeliver:    -1,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s on stream %s: %w", c.spec.durable, c.spec.stream, err)

@@ -17,6 +17,7 @@ const (
 	subjectAlerts   = "alerts."
 	subjectNotify   = "notify."
 	subjectIncident = subjectNotify + "incident."
+	subjectDelivery = subjectNotify + "delivery."
 )
 
 // incidentChanged is the body of a NOTIFY message.
@@ -70,6 +71,42 @@ func (q *Queue) PublishIncidentChanged(ctx context.Context, incidentID int64) er
 	subject := subjectIncident + strconv.FormatInt(incidentID, 10)
 	if _, err := q.js.Publish(ctx, subject, data, jetstream.WithExpectStream(streamNotify)); err != nil {
 		return fmt.Errorf("publish change of incident %d: %w", incidentID, err)
+	}
+	return nil
+}
+
+// deliveryMsg is the body of a NOTIFY message for a delivery worker.
+type deliveryMsg struct {
+	DeliveryID int64 `json:"delivery_id"`
+}
+
+// PublishDeliveries queues one message per delivery for the delivery
+// workers and returns once JetStream stored them all. The delivery key is
+// the message id: a delivery published twice within the duplicate window is
+// stored once (and a worker skips a delivery already sent anyway).
+func (q *Queue) PublishDeliveries(ctx context.Context, ds []oncall.Delivery) error {
+	acks := make([]jetstream.PubAckFuture, 0, len(ds))
+	for _, d := range ds {
+		data, err := json.Marshal(deliveryMsg{DeliveryID: d.ID})
+		if err != nil {
+			return fmt.Errorf("encode delivery %q: %w", d.Key, err)
+		}
+		subject := subjectDelivery + strconv.FormatInt(d.ID, 10)
+		f, err := q.js.PublishAsync(subject, data, jetstream.WithMsgID("delivery:"+d.Key),
+			jetstream.WithExpectStream(streamNotify))
+		if err != nil {
+			return fmt.Errorf("publish delivery %q: %w", d.Key, err)
+		}
+		acks = append(acks, f)
+	}
+	for i, f := range acks {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publish delivery %q: %w", ds[i].Key, err)
+		case <-ctx.Done():
+			return fmt.Errorf("publish delivery %q: %w", ds[i].Key, ctx.Err())
+		}
 	}
 	return nil
 }

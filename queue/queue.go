@@ -125,7 +125,34 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 			return nil, err
 		}
 	}
+	if err := q.narrowNotifier(ctx); err != nil {
+		q.Close()
+		return nil, err
+	}
 	return q, nil
+}
+
+// narrowNotifier gives a "notifier" consumer made by an earlier version
+// (which took every subject of NOTIFY) its filter before the "pager"
+// consumer is created: a work queue stream refuses overlapping consumers.
+func (q *Queue) narrowNotifier(ctx context.Context) error {
+	c, err := q.js.Consumer(ctx, notifierSpec.stream, notifierSpec.durable)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up consumer %s: %w", notifierSpec.durable, err)
+	}
+	cfg := c.CachedInfo().Config
+	if cfg.FilterSubject != "" || len(cfg.FilterSubjects) > 0 {
+		return nil
+	}
+	cfg.FilterSubject = notifierSpec.filter
+	if _, err := q.js.UpdateConsumer(ctx, notifierSpec.stream, cfg); err != nil {
+		return fmt.Errorf("narrow consumer %s to %s: %w", notifierSpec.durable, notifierSpec.filter, err)
+	}
+	q.log.Info("consumer narrowed to its subjects", "consumer", notifierSpec.durable, "filter", notifierSpec.filter)
+	return nil
 }
 
 // connect starts the embedded server when o.URL is empty and opens q.nc.

@@ -1,11 +1,9 @@
 package storage
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +60,9 @@ type EscalationUpdate struct {
 	Resolve bool
 	// Note goes on the event of Unacknowledge or Resolve.
 	Note string
+	// Events are added to the incident's timeline (their IncidentID is
+	// set by the store).
+	Events []oncall.Event
 }
 
 // EscalationFunc decides what a due escalation does. It runs inside the
@@ -82,15 +83,36 @@ func (db *DB) StartEscalation(ctx context.Context, incidentID int64, chain strin
 	if c.err != nil {
 		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, c.err)
 	}
-	tag, err := db.pool.Exec(ctx, `
-		INSERT INTO incident_escalations (incident_id, chain, next_run_at, started_at)
-		VALUES ($1, $2, $3, $3)
-		ON CONFLICT (incident_id) DO NOTHING`, incidentID, chain, at)
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		var err error
+		started, err = insertEscalation(ctx, tx, incidentID, chain, at)
+		return err
+	})
 	if isViolation(err, foreignKeyViolation) {
 		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, oncall.ErrNotFound)
 	}
 	if err != nil {
 		return false, fmt.Errorf("start escalation of incident %d: %w", incidentID, err)
+	}
+	return started, nil
+}
+
+// startEscalation is StartEscalation inside the transaction that creates
+// the incident.
+func startEscalation(ctx context.Context, tx pgx.Tx, incidentID int64, chain string, at time.Time) error {
+	if _, err := insertEscalation(ctx, tx, incidentID, chain, at); err != nil {
+		return fmt.Errorf("start escalation: %w", err)
+	}
+	return nil
+}
+
+func insertEscalation(ctx context.Context, tx pgx.Tx, incidentID int64, chain string, at time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `
+		INSERT INTO incident_escalations (incident_id, chain, next_run_at, started_at)
+		VALUES ($1, $2, $3, $3)
+		ON CONFLICT (incident_id) DO NOTHING`, incidentID, chain, at)
+	if err != nil {
+		return false, err
 	}
 	return tag.RowsAffected() == 1, nil
 }
@@ -102,20 +124,30 @@ func (db *DB) StartEscalation(ctx context.Context, incidentID int64, chain strin
 // acknowledgement timeout). ok is false when the incident has no chain.
 func (db *DB) StopEscalation(ctx context.Context, incidentID int64, wakeAt time.Time) (ok bool, err error) {
 	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE incident_escalations
-			SET state = 'stopped', escalate = false, next_run_at = $2, updated_at = now()
-			WHERE incident_id = $1`, incidentID, nullTime(wakeAt))
-		if err != nil {
-			return fmt.Errorf("update escalation: %w", err)
-		}
-		ok = tag.RowsAffected() == 1
-		return cancelDeliveries(ctx, tx, incidentID)
+		ok, err = stopEscalationOK(ctx, tx, incidentID, wakeAt)
+		return err
 	})
 	if err != nil {
 		return false, fmt.Errorf("stop escalation of incident %d: %w", incidentID, err)
 	}
 	return ok, nil
+}
+
+// stopEscalation is StopEscalation inside another transaction.
+func stopEscalation(ctx context.Context, tx pgx.Tx, incidentID int64, wakeAt time.Time) error {
+	_, err := stopEscalationOK(ctx, tx, incidentID, wakeAt)
+	return err
+}
+
+func stopEscalationOK(ctx context.Context, tx pgx.Tx, incidentID int64, wakeAt time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `
+		UPDATE incident_escalations
+		SET state = 'stopped', escalate = false, next_run_at = $2, updated_at = now()
+		WHERE incident_id = $1`, incidentID, nullTime(wakeAt))
+	if err != nil {
+		return false, fmt.Errorf("update escalation: %w", err)
+	}
+	return tag.RowsAffected() == 1, cancelDeliveries(ctx, tx, incidentID)
 }
 
 func cancelDeliveries(ctx context.Context, tx pgx.Tx, incidentID int64) error {
@@ -286,6 +318,13 @@ func processEscalation(ctx context.Context, tx pgx.Tx, esc EscalationState, fn E
 		}
 		changed = changed || inserted
 	}
+	for _, ev := range up.Events {
+		ev.IncidentID = esc.IncidentID
+		if err := insertEvent(ctx, tx, ev); err != nil {
+			return false, nil, err
+		}
+		changed = true
+	}
 	status := esc.Incident.Status
 	if up.Unacknowledge && status == oncall.StatusAcknowledged {
 		if _, err := tx.Exec(ctx, `
@@ -335,73 +374,12 @@ func insertDelivery(ctx context.Context, tx pgx.Tx, d oncall.Delivery) (bool, er
 		return false, fmt.Errorf("delivery %q: %w", d.Key, c.err)
 	}
 	tag, err := tx.Exec(ctx, `
-		INSERT INTO deliveries (key, incident_id, step, repeat, person, channel, due_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		INSERT INTO deliveries (key, incident_id, step, repeat, person, channel, due_at, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, clock_timestamp())
 		ON CONFLICT (key) DO NOTHING`,
 		d.Key, d.IncidentID, d.Step, d.Repeat, d.Person, d.Channel, d.DueAt)
 	if err != nil {
 		return false, fmt.Errorf("insert delivery %q: %w", d.Key, err)
 	}
 	return tag.RowsAffected() == 1, nil
-}
-
-const deliveryColumns = `id, key, incident_id, step, repeat, person, channel, due_at, status, attempts, error,
-	provider_id, created_at, sent_at`
-
-func collectDeliveries(rows pgx.Rows) ([]oncall.Delivery, error) {
-	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (oncall.Delivery, error) {
-		var (
-			d    oncall.Delivery
-			sent *time.Time
-		)
-		err := row.Scan(&d.ID, &d.Key, &d.IncidentID, &d.Step, &d.Repeat, &d.Person, &d.Channel, &d.DueAt,
-			&d.Status, &d.Attempts, &d.Error, &d.ProviderID, &d.CreatedAt, &sent)
-		d.DueAt, d.CreatedAt, d.SentAt = d.DueAt.UTC(), d.CreatedAt.UTC(), derefTime(sent)
-		return d, err
-	})
-}
-
-// Deliveries returns the deliveries of an incident, oldest first.
-func (db *DB) Deliveries(ctx context.Context, incidentID int64) ([]oncall.Delivery, error) {
-	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns+` FROM deliveries WHERE incident_id = $1 ORDER BY id`,
-		incidentID)
-	if err != nil {
-		return nil, fmt.Errorf("load deliveries of incident %d: %w", incidentID, err)
-	}
-	ds, err := collectDeliveries(rows)
-	if err != nil {
-		return nil, fmt.Errorf("load deliveries of incident %d: %w", incidentID, err)
-	}
-	return ds, nil
-}
-
-// ClaimDueDeliveries moves up to limit pending deliveries due at now to
-// queued and returns them, earliest first. Replicas claim disjoint sets
-// (FOR UPDATE SKIP LOCKED). A delivery of an incident no longer triggered
-// is not claimed; StopEscalation cancels those.
-func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int) ([]oncall.Delivery, error) {
-	rows, err := db.pool.Query(ctx, `
-		WITH due AS (
-			SELECT d.id FROM deliveries d
-			JOIN incidents i ON i.id = d.incident_id
-			WHERE d.status = 'pending' AND d.due_at <= $1 AND i.status = 'triggered'
-			ORDER BY d.due_at, d.id
-			LIMIT $2
-			FOR UPDATE OF d SKIP LOCKED
-		)
-		UPDATE deliveries d SET status = 'queued'
-		FROM due WHERE d.id = due.id
-		RETURNING d.id, d.key, d.incident_id, d.step, d.repeat, d.person, d.channel, d.due_at, d.status,
-		          d.attempts, d.error, d.provider_id, d.created_at, d.sent_at`, now, limit)
-	if err != nil {
-		return nil, fmt.Errorf("claim due deliveries: %w", err)
-	}
-	ds, err := collectDeliveries(rows)
-	if err != nil {
-		return nil, fmt.Errorf("claim due deliveries: %w", err)
-	}
-	slices.SortFunc(ds, func(a, b oncall.Delivery) int {
-		return cmp.Or(a.DueAt.Compare(b.DueAt), cmp.Compare(a.ID, b.ID))
-	})
-	return ds, nil
 }

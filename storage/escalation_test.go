@@ -15,9 +15,11 @@ import (
 
 var escT0 = time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)
 
+// openEscIncident opens an incident of an integration without a chain,
+// so that the test starts its escalation itself.
 func openEscIncident(t *testing.T, db *DB, group string) int64 {
 	t.Helper()
-	res, err := db.RecordBatch(t.Context(), batch("b-"+group, "prom", group, oncall.AlertFiring, oncall.SeverityWarning,
+	res, err := db.RecordBatch(t.Context(), batch("b-"+group, "hook", group, oncall.AlertFiring, oncall.SeverityWarning,
 		alert(group, oncall.AlertFiring)))
 	if err != nil {
 		t.Fatal(err)
@@ -57,6 +59,34 @@ func TestStartEscalationIsIdempotent(t *testing.T) {
 	}
 	if _, err := db.Escalation(t.Context(), 999); !errors.Is(err, oncall.ErrNotFound) {
 		t.Errorf("escalation of a missing incident: %v, want ErrNotFound", err)
+	}
+}
+
+func TestRecordBatchStartsAndStopsTheChain(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := t.Context()
+	res, err := db.RecordBatch(ctx, batch("b1", "prom", "g", oncall.AlertFiring, oncall.SeverityWarning,
+		alert("a", oncall.AlertFiring)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	esc, err := db.Escalation(ctx, res.IncidentID)
+	if err != nil {
+		t.Fatalf("the new incident of an integration with a chain has no escalation: %v", err)
+	}
+	if esc.Chain != "default" || esc.State != EscalationRunning || !esc.NextRunAt.Equal(received) {
+		t.Errorf("escalation = %+v, want chain default running, due at its batch's receipt %s", esc, received)
+	}
+	if _, err := db.RecordBatch(ctx, batch("b2", "prom", "g", oncall.AlertResolved, oncall.SeverityWarning,
+		alert("a", oncall.AlertResolved))); err != nil {
+		t.Fatal(err)
+	}
+	if esc, err = db.Escalation(ctx, res.IncidentID); err != nil {
+		t.Fatal(err)
+	}
+	if esc.State != EscalationStopped || !esc.NextRunAt.IsZero() {
+		t.Errorf("after the source resolved it: %+v, want stopped with nothing due", esc)
 	}
 }
 
@@ -226,16 +256,23 @@ func TestDeliveriesClaimAndCancel(t *testing.T) {
 	}
 
 	claim := func(at time.Duration) []string {
-		ds, err := db.ClaimDueDeliveries(ctx, escT0.Add(at), 10)
+		var keys []string
+		n, err := db.ClaimDueDeliveries(ctx, escT0.Add(at), 10, func(_ context.Context, ds []oncall.Delivery) error {
+			for _, d := range ds {
+				keys = append(keys, d.Key)
+			}
+			return nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		var keys []string
-		for _, d := range ds {
-			if d.Status != oncall.DeliveryQueued {
-				t.Errorf("claimed %s is %s, want queued", d.Key, d.Status)
+		if n != len(keys) {
+			t.Errorf("claimed %d, published %d", n, len(keys))
+		}
+		for _, k := range keys {
+			if got := scalar[string](t, db, `SELECT status FROM deliveries WHERE key = $1`, k); got != "queued" {
+				t.Errorf("claimed %s is %s, want queued", k, got)
 			}
-			keys = append(keys, d.Key)
 		}
 		return keys
 	}

@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -212,6 +213,11 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 	switch {
 	case open.created:
 		err = addEvent(ctx, tx, open.id, oncall.EventCreated, oncall.ActorSource, b.Title)
+		if err == nil && escalation != "" {
+			// In the same transaction: an incident is never left without
+			// the chain that pages for it.
+			err = startEscalation(ctx, tx, open.id, escalation, cmp.Or(b.ReceivedAt, time.Now()))
+		}
 	case res.Stale:
 		// Its alerts count as received; the incident stays as it is.
 		_, err = tx.Exec(ctx, `UPDATE incidents SET alert_count = alert_count + $2, updated_at = now() WHERE id = $1`,
@@ -225,6 +231,9 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 			WHERE id = $1`, open.id, oncall.ActorSource, len(b.Alerts))
 		if err == nil {
 			err = addEvent(ctx, tx, open.id, oncall.EventResolved, oncall.ActorSource, "")
+		}
+		if err == nil {
+			err = stopEscalation(ctx, tx, open.id, time.Time{})
 		}
 	default:
 		_, err = tx.Exec(ctx, `
@@ -371,8 +380,16 @@ func insertAlerts(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.Ale
 }
 
 func addEvent(ctx context.Context, tx pgx.Tx, incidentID int64, kind oncall.EventKind, actor oncall.Actor, note string) error {
-	_, err := tx.Exec(ctx, `INSERT INTO incident_events (incident_id, kind, actor, note) VALUES ($1, $2, $3, $4)`,
-		incidentID, kind, actor, note)
+	return insertEvent(ctx, tx, oncall.Event{IncidentID: incidentID, Kind: kind, Actor: actor, Note: note})
+}
+
+// insertEvent adds ev (its ID and At are the database's) to its incident's
+// timeline.
+func insertEvent(ctx context.Context, tx pgx.Tx, ev oncall.Event) error {
+	kind := ev.Kind
+	_, err := tx.Exec(ctx, `
+		INSERT INTO incident_events (incident_id, kind, actor, note, target, channel) VALUES ($1, $2, $3, $4, $5, $6)`,
+		ev.IncidentID, ev.Kind, ev.Actor, ev.Note, ev.Target, ev.Channel)
 	if err != nil {
 		return fmt.Errorf("add %s event: %w", kind, err)
 	}
@@ -436,7 +453,7 @@ func transitionOf(a oncall.Action) (transition, bool) {
 		return transition{
 			from:  []oncall.IncidentStatus{oncall.StatusTriggered},
 			event: oncall.EventAcknowledged,
-			set:   "status = 'acknowledged', acked_at = now(), acked_by = $2", withActor: true,
+			set:   "status = 'acknowledged', acked_at = clock_timestamp(), acked_by = $2", withActor: true,
 		}, true
 	case oncall.ActionUnacknowledge:
 		return transition{
@@ -569,7 +586,7 @@ func (db *DB) Transition(ctx context.Context, id int64, a oncall.Action, actor o
 // Events returns the timeline of an incident, oldest first.
 func (db *DB) Events(ctx context.Context, incidentID int64) ([]oncall.Event, error) {
 	evs, err := queryEvents(ctx, db.pool, `
-		SELECT id, incident_id, kind, actor, note, created_at FROM incident_events
+		SELECT `+eventColumns+` FROM incident_events
 		WHERE incident_id = $1 ORDER BY id`, incidentID)
 	if err != nil {
 		return nil, fmt.Errorf("load events of incident %d: %w", incidentID, err)
@@ -583,11 +600,18 @@ func queryEvents(ctx context.Context, q querier, sql string, args ...any) ([]onc
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (oncall.Event, error) {
-		var e oncall.Event
-		err := row.Scan(&e.ID, &e.IncidentID, &e.Kind, &e.Actor, &e.Note, &e.At)
-		e.At = e.At.UTC()
-		return e, err
+		return scanEvent(row)
 	})
+}
+
+const eventColumns = `id, incident_id, kind, actor, note, target, channel, created_at`
+
+func scanEvent(row pgx.Row, extra ...any) (oncall.Event, error) {
+	var e oncall.Event
+	err := row.Scan(append([]any{&e.ID, &e.IncidentID, &e.Kind, &e.Actor, &e.Note, &e.Target, &e.Channel, &e.At},
+		extra...)...)
+	e.At = e.At.UTC()
+	return e, err
 }
 
 func nullTime(t time.Time) *time.Time {

@@ -100,15 +100,15 @@ func (db *DB) UnpostedEvents(ctx context.Context, incidentID int64) ([]UnpostedE
 	// slack_ts is NULL until the event is claimed or posted, '' while it
 	// is claimed.
 	rows, err := db.pool.Query(ctx, `
-		SELECT id, incident_id, kind, actor, note, created_at, slack_ts IS NOT NULL FROM incident_events
+		SELECT `+eventColumns+`, slack_ts IS NOT NULL FROM incident_events
 		WHERE incident_id = $1 AND (slack_ts IS NULL OR slack_ts = '') ORDER BY id`, incidentID)
 	if err != nil {
 		return nil, fmt.Errorf("load unposted events of incident %d: %w", incidentID, err)
 	}
 	evs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (UnpostedEvent, error) {
 		var e UnpostedEvent
-		err := row.Scan(&e.ID, &e.IncidentID, &e.Kind, &e.Actor, &e.Note, &e.At, &e.Claimed)
-		e.At = e.At.UTC()
+		ev, err := scanEvent(row, &e.Claimed)
+		e.Event = ev
 		return e, err
 	})
 	if err != nil {

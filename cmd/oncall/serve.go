@@ -24,6 +24,7 @@ import (
 	"github.com/oncallbot/oncall/config"
 	"github.com/oncallbot/oncall/escalation"
 	"github.com/oncallbot/oncall/integrations"
+	"github.com/oncallbot/oncall/integrations/twilio"
 	"github.com/oncallbot/oncall/queue"
 	"github.com/oncallbot/oncall/schedule"
 	"github.com/oncallbot/oncall/storage"
@@ -43,6 +44,7 @@ type serveOptions struct {
 	// the calendar feed links shown in Slack.
 	PublicURL string
 	Slack     bot.Config
+	Twilio    twilioOptions
 	Lookup    env // for ${VAR} in the config file
 
 	// onListen, when set, is told the bound address (tests listen on :0).
@@ -58,6 +60,7 @@ func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (
 			AppToken: lookup.get("SLACK_APP_TOKEN", ""),
 			APIURL:   lookup.get("SLACK_API_URL", ""),
 		},
+		Twilio: twilioFromEnv(lookup),
 		Lookup: lookup,
 	}
 	if v := lookup.get("ONCALL_NATS_REPLICAS", ""); v != "" {
@@ -108,6 +111,11 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	if !slackOn {
 		log.Warn("Slack is not configured (SLACK_BOT_TOKEN and SLACK_APP_TOKEN unset): running without Slack; incidents are stored but not posted")
 	}
+	twilioOn, err := o.Twilio.configured()
+	if err != nil {
+		return err
+	}
+	logPagingSetup(log, cfg, slackOn, twilioOn, o.PublicURL)
 	integs := cfg.OncallIntegrations()
 	defs, err := scheduleDefinitions(cfg)
 	if err != nil {
@@ -170,8 +178,19 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	defer d.Close()
 	db.Store(d)
 
-	svc := escalation.NewService(d, q, log, reg)
 	schedules := schedule.NewService(defs, d, &http.Client{Timeout: 30 * time.Second}, log)
+	plans := escalation.NewPlans(cfg)
+	engine, err := escalation.NewEngine(escalation.EngineConfig{
+		Store: d, Chains: escalation.ChainsFromConfig(cfg), Schedules: schedules, People: plans,
+		Notifier: q, Deliveries: d, Queue: q, Logger: log, Registerer: reg,
+	})
+	if err != nil {
+		shutdownHTTP(srv, log)
+		return err
+	}
+	svc := escalation.NewService(d, q, engine, log, reg)
+	senders := map[oncall.NotifyChannel]escalation.Sender{}
+	book := phoneBook{cfg: cfg}
 	// Load the calendars before anything answers from them: an empty
 	// schedule would read as "nobody on call" and warn about gaps.
 	if err := schedules.Load(ctx); err != nil {
@@ -190,7 +209,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	var workers sync.WaitGroup
 	// A consumer that stops while serving means alerts would be accepted
 	// and never processed: stop the process so that it is restarted.
-	fatal := make(chan error, 2)
+	fatal := make(chan error, 3)
 	consume := func(name string, run func() error) {
 		workers.Go(func() {
 			if err := run(); err != nil && ctx.Err() == nil {
@@ -210,10 +229,13 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 			withSchedules.ScheduleChannels[def.Name] = def.Channel
 			targets[def.Name] = bot.AnnounceTarget{Channel: def.Channel, Usergroup: def.Usergroup, Location: def.Location}
 		}
+		withSchedules.Alerts = q
 		b, berr := bot.New(withSchedules, svc, d)
 		var ann *bot.Announcer
 		if berr == nil {
 			b.SetFeeds(feeds.Links(o.PublicURL, b.SlackUser))
+			senders[oncall.NotifySlack] = b.Pager()
+			book.slackUser = b.SlackUser
 			ann, berr = bot.NewAnnouncer(bot.AnnouncerConfig{Slack: slackCfg, Schedules: schedules, Targets: targets, Store: d, SlackUser: b.LookupSlackUser})
 		}
 		if berr != nil {
@@ -232,12 +254,23 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 			})
 		}
 	}
+	if err == nil && twilioOn {
+		err = startTwilio(o, log, mux, svc, d, book, senders)
+	}
+	var worker *escalation.Worker
+	if err == nil {
+		worker, err = escalation.NewWorker(escalation.WorkerConfig{
+			Store: d, Senders: senders, Phones: plans, Notifier: q, Wake: engine.Wake, Logger: log, Registerer: reg,
+		})
+	}
 	if err == nil {
 		workers.Go(func() {
 			if err := schedules.Run(ctx); err != nil {
 				log.Error("schedules stopped", "err", err)
 			}
 		})
+		workers.Go(func() { engine.Run(ctx) })
+		consume("pager", func() error { return q.ConsumeDeliveries(ctx, worker.Handle) })
 		consume("alert processor", func() error { return q.ConsumeAlerts(ctx, svc.Process) })
 		consume("notifier", func() error { return q.ConsumeIncidentChanges(ctx, syncIncident) })
 		log.Info("ready", "slack", slackOn)
@@ -257,6 +290,35 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	workers.Wait()
 	log.Info("stopped")
 	return err
+}
+
+// startTwilio registers Twilio's webhooks (SMS replies, voice keypresses,
+// delivery receipts) on mux and adds the SMS and call senders.
+func startTwilio(o serveOptions, log *slog.Logger, mux *http.ServeMux, svc *escalation.Service, d *storage.DB,
+	book phoneBook, senders map[oncall.NotifyChannel]escalation.Sender) error {
+	client, err := o.Twilio.client()
+	if err != nil {
+		return fmt.Errorf("start Twilio: %w", err)
+	}
+	pager := twilio.NewPager(client, o.Twilio.From, o.PublicURL, log)
+	senders[oncall.NotifySMS], senders[oncall.NotifyCall] = pager, pager
+	twilio.NewInbound(twilio.InboundConfig{
+		AuthToken: o.Twilio.AuthToken, PublicURL: o.PublicURL,
+		Incidents: incidentActions{svc, d}, Deliveries: d, People: book, Logger: log,
+	}).Register(mux)
+	log.Info("Twilio configured", "from", o.Twilio.From)
+	return nil
+}
+
+// incidentActions is what Twilio's webhooks do to incidents: read them
+// from the database, act through the service.
+type incidentActions struct {
+	*escalation.Service
+	db *storage.DB
+}
+
+func (a incidentActions) Incident(ctx context.Context, id int64) (oncall.Incident, error) {
+	return a.db.Incident(ctx, id)
 }
 
 // slackConfigured says whether Slack is on; one token without the other is

@@ -119,10 +119,21 @@ func (c *Client) SendSMS(ctx context.Context, to, from, body, statusCallback str
 // and posts its progress (initiated, ringing, answered, completed) to
 // statusCallback when that is not empty. It returns the call SID.
 func (c *Client) Call(ctx context.Context, to, from, twimlURL, statusCallback string) (string, error) {
+	return c.createCall(ctx, (&openapi.CreateCallParams{}).SetUrl(twimlURL).SetMethod(http.MethodPost), to, from, statusCallback)
+}
+
+// CallTwiML places a voice call that plays twiml, given inline rather than
+// fetched: for when Twilio cannot reach the bot. Twilio takes at most 4,000
+// characters of it. Otherwise as Call.
+func (c *Client) CallTwiML(ctx context.Context, to, from, twiml, statusCallback string) (string, error) {
+	return c.createCall(ctx, (&openapi.CreateCallParams{}).SetTwiml(twiml), to, from, statusCallback)
+}
+
+func (c *Client) createCall(ctx context.Context, params *openapi.CreateCallParams, to, from, statusCallback string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	api, last := c.api(ctx)
-	params := (&openapi.CreateCallParams{}).SetTo(to).SetFrom(from).SetUrl(twimlURL).SetMethod(http.MethodPost)
+	params.SetTo(to).SetFrom(from)
 	if statusCallback != "" {
 		params.SetStatusCallback(statusCallback).
 			SetStatusCallbackMethod(http.MethodPost).

@@ -81,6 +81,22 @@ func TestCall(t *testing.T) {
 	}
 }
 
+func TestCallTwiML(t *testing.T) {
+	fake, c, _ := setup(t)
+	twiml := string(twilio.Say("Incident 42: disk full."))
+	sid, err := c.CallTwiML(t.Context(), alice, bot, twiml, "https://oncall.example.com/twilio/status?d=9")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	calls := fake.Calls()
+	if len(calls) != 1 || calls[0].SID != sid || calls[0].To != alice || calls[0].From != bot ||
+		calls[0].TwiML != twiml || calls[0].URL != "" ||
+		calls[0].StatusCallback != "https://oncall.example.com/twilio/status?d=9" ||
+		!slices.Equal(calls[0].StatusCallbackEvents, []string{"initiated", "ringing", "answered", "completed"}) {
+		t.Fatalf("sid %s, fake holds %+v", sid, calls)
+	}
+}
+
 func TestFindMessages(t *testing.T) {
 	fake, c, clk := setup(t)
 	send := func(to, body string) string {

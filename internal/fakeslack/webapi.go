@@ -31,7 +31,7 @@ const (
 // does not know the method.
 func methodToken(method string) tokenKind {
 	switch method {
-	case "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "conversations.history",
+	case "auth.test", "chat.postMessage", "chat.update", "chat.postEphemeral", "chat.getPermalink", "conversations.history",
 		"conversations.replies", "conversations.open", "usergroups.users.update", "usergroups.users.list",
 		"views.open", "users.info", "users.lookupByEmail":
 		return tokenBot
@@ -108,6 +108,8 @@ func (s *Server) answer(method, token string, p map[string]string) map[string]an
 		return s.updateMessage(p)
 	case "chat.postEphemeral":
 		return s.postEphemeral(p)
+	case "chat.getPermalink":
+		return s.permalink(p)
 	case "conversations.history":
 		return s.history(p)
 	case "conversations.replies":
@@ -223,6 +225,26 @@ func (s *Server) postEphemeral(p map[string]string) map[string]any {
 	e := Ephemeral{Channel: channel, User: p["user"], TS: s.newTS(), ThreadTS: p["thread_ts"], Text: c.text, Blocks: c.blocks}
 	s.ephemerals = append(s.ephemerals, e)
 	return map[string]any{"ok": true, "message_ts": e.TS}
+}
+
+// permalink answers chat.getPermalink: Slack's link to a message (or a
+// thread reply) that exists, PermalinkURL.
+func (s *Server) permalink(p map[string]string) map[string]any {
+	channel := p["channel"]
+	if !s.channelExists(channel) {
+		return slackError("channel_not_found")
+	}
+	m := s.find(channel, p["message_ts"])
+	if m == nil {
+		return slackError("message_not_found")
+	}
+	return map[string]any{"ok": true, "channel": channel, "permalink": PermalinkURL(channel, m.TS)}
+}
+
+// PermalinkURL is the link chat.getPermalink answers for the message ts in
+// channel, shaped as Slack's: .../archives/C123/p1700000000000100.
+func PermalinkURL(channel, ts string) string {
+	return "https://fake.slack.com/archives/" + channel + "/p" + strings.ReplaceAll(ts, ".", "")
 }
 
 // history answers conversations.history: the channel's top-level messages

@@ -1,0 +1,4 @@
+package twilio
+
+// Exported for the tests of package twilio_test.
+var SMSBody = smsBody
