@@ -35,6 +35,7 @@ type DeliveryStore interface {
 	DeliverySent(ctx context.Context, id int64, providerID, note string) (bool, error)
 	RetryDelivery(ctx context.Context, id int64, errText string, uncertain bool, delay time.Duration) error
 	FailDelivery(ctx context.Context, id int64, errText string) (*oncall.Delivery, bool, error)
+	CancelDelivery(ctx context.Context, id int64, why string) (bool, error)
 }
 
 // Phones gives the phone number of a person, "" if none.
@@ -179,6 +180,16 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 			w.results.WithLabelValues(string(d.Channel), "found").Inc()
 			return w.sent(ctx, log, d, pid, "")
 		}
+		// BeginDelivery hands over a cut-short attempt whatever became of
+		// the incident, so that the record says what happened; a page it
+		// no longer needs is not sent again.
+		if !stillNeeded(c.Incident, d) {
+			log.InfoContext(ctx, "an earlier attempt was cut short; the incident needs no page any more",
+				"status", c.Incident.Status)
+			_, err := w.cfg.Store.CancelDelivery(ctx, d.ID, "cut short; not sent again: the incident is "+
+				string(c.Incident.Status))
+			return err
+		}
 	}
 
 	pid, err := sender.Send(ctx, page)
@@ -206,6 +217,18 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 	w.results.WithLabelValues(string(d.Channel), "retry").Inc()
 	log.InfoContext(ctx, "page failed; will retry", "err", err, "retry_in", delay, "uncertain", uncertain)
 	return &retryLater{delay: delay, err: err}
+}
+
+// stillNeeded says whether the incident still wants the page d: it is not
+// resolved, and not acknowledged after d was planned.
+func stillNeeded(inc oncall.Incident, d oncall.Delivery) bool {
+	switch inc.Status {
+	case oncall.StatusResolved:
+		return false
+	case oncall.StatusAcknowledged:
+		return d.CreatedAt.After(inc.AckedAt)
+	}
+	return true
 }
 
 // sent records a page the provider accepted and announces it.

@@ -260,6 +260,19 @@ func (db *DB) DeliverySent(ctx context.Context, id int64, providerID, note strin
 	return ok, nil
 }
 
+// CancelDelivery records that a delivery being sent is not needed any
+// more (its incident was resolved or acknowledged while an attempt was cut
+// short), with why. It reports whether the delivery was being sent.
+func (db *DB) CancelDelivery(ctx context.Context, id int64, why string) (bool, error) {
+	tag, err := db.pool.Exec(ctx, `
+		UPDATE deliveries SET status = 'cancelled', error = $2, lease_until = NULL
+		WHERE id = $1 AND status = 'sending'`, id, why)
+	if err != nil {
+		return false, fmt.Errorf("cancel delivery %d: %w", id, err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
 // RetryDelivery records a failed attempt of a delivery being sent that is
 // tried again after delay. When the attempt may have reached the provider
 // (uncertain: a timeout), the delivery stays sending with its lease ending

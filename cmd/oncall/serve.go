@@ -47,8 +47,18 @@ type serveOptions struct {
 	Twilio    twilioOptions
 	Lookup    env // for ${VAR} in the config file
 
+	// DeliveryLease bounds one page attempt (ONCALL_DELIVERY_LEASE): a
+	// page left half-sent longer than this by a replica that died is
+	// checked with the provider and sent again if it did not go out.
+	DeliveryLease time.Duration
+
 	// onListen, when set, is told the bound address (tests listen on :0).
 	onListen func(net.Addr)
+	// clock, when set, is the escalation engine's clock (tests move it).
+	clock escalation.Clock
+	// tuneWorker, when set, adjusts the delivery worker's settings (tests
+	// shorten the backoff).
+	tuneWorker func(*escalation.WorkerConfig)
 }
 
 func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (serveOptions, error) {
@@ -71,6 +81,13 @@ func parseServeFlags(name string, args []string, stderr io.Writer, lookup env) (
 		o.NATSReplicas = n
 	}
 	o.PublicURL = lookup.get("ONCALL_PUBLIC_URL", "")
+	if v := lookup.get("ONCALL_DELIVERY_LEASE", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second {
+			return o, fmt.Errorf("ONCALL_DELIVERY_LEASE: %q is not a duration of at least 1s (e.g. 60s)", v)
+		}
+		o.DeliveryLease = d
+	}
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&o.ConfigPath, "config", lookup.get("ONCALL_CONFIG", "oncall.yaml"), "config file (env ONCALL_CONFIG)")
@@ -182,7 +199,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	plans := escalation.NewPlans(cfg)
 	engine, err := escalation.NewEngine(escalation.EngineConfig{
 		Store: d, Chains: escalation.ChainsFromConfig(cfg), Schedules: schedules, People: plans,
-		Notifier: q, Deliveries: d, Queue: q, Logger: log, Registerer: reg,
+		Notifier: q, Deliveries: d, Queue: q, Logger: log, Registerer: reg, Clock: o.clock,
 	})
 	if err != nil {
 		shutdownHTTP(srv, log)
@@ -259,9 +276,14 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	var worker *escalation.Worker
 	if err == nil {
-		worker, err = escalation.NewWorker(escalation.WorkerConfig{
+		wc := escalation.WorkerConfig{
 			Store: d, Senders: senders, Phones: plans, Notifier: q, Wake: engine.Wake, Logger: log, Registerer: reg,
-		})
+			Lease: o.DeliveryLease,
+		}
+		if o.tuneWorker != nil {
+			o.tuneWorker(&wc)
+		}
+		worker, err = escalation.NewWorker(wc)
 	}
 	if err == nil {
 		workers.Go(func() {
