@@ -336,6 +336,19 @@ const (
 	NotifyCall  NotifyChannel = "call"
 )
 
+// Name is how people call a way of paging: "Slack", "SMS", "phone call".
+func (c NotifyChannel) Name() string {
+	switch c {
+	case NotifySlack:
+		return "Slack"
+	case NotifySMS:
+		return "SMS"
+	case NotifyCall:
+		return "phone call"
+	}
+	return string(c)
+}
+
 // NotifyRule is one step of a personal notification plan: page by Channel,
 // or (Channel empty) wait before the next rule.
 type NotifyRule struct {

@@ -419,7 +419,7 @@ func TestIncidentMessageAndButtons(t *testing.T) {
 	if _, err := h.click(id, "U0BOB", bot.ActionIDEscalate, nil); err != nil {
 		t.Fatal(err)
 	}
-	if r := h.replies(h.message(id)); len(r) != 2 || r[1] != "<!here> Escalated by <@U0BOB>: no escalation chain configured yet" {
+	if r := h.replies(h.message(id)); len(r) != 2 || r[1] != "<!here> Escalated by <@U0BOB>: no escalation chain for this incident" {
 		t.Errorf("thread after Escalate = %q", r)
 	}
 	if inc := h.incident(id); inc.Status != oncall.StatusAcknowledged || inc.Escalations != 1 {
@@ -463,8 +463,8 @@ func TestIncidentMessageAndButtons(t *testing.T) {
 	if got := actionIDs(m); got != "incident_acknowledge,incident_resolve,incident_escalate" {
 		t.Errorf("buttons after Reopen = %s", got)
 	}
-	want := []string{"Acknowledged by <@U0ALICE>", "<!here> Escalated by <@U0BOB>: no escalation chain configured yet",
-		"<!here> Escalated by <@U0CAROL>: no escalation chain configured yet", "Resolved by <@U0BOB>", "Reopened by <@U0ALICE>"}
+	want := []string{"Acknowledged by <@U0ALICE>", "<!here> Escalated by <@U0BOB>: no escalation chain for this incident",
+		"<!here> Escalated by <@U0CAROL>: no escalation chain for this incident", "Resolved by <@U0BOB>", "Reopened by <@U0ALICE>"}
 	if got := h.replies(m); strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("thread = %q, want %q", got, want)
 	}

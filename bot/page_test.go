@@ -392,7 +392,7 @@ func TestEscalateCommand(t *testing.T) {
 	if inc := h.incident(id); inc.Escalations != 1 {
 		t.Errorf("%d escalations after a redelivered command, want 1", inc.Escalations)
 	}
-	want := []string{"<!here> Escalated by <@U0ALICE>: no escalation chain configured yet",
+	want := []string{"<!here> Escalated by <@U0ALICE>: no escalation chain for this incident",
 		"Note from <@U0ALICE> on escalating: the database is down too"}
 	if got := h.replies(h.message(id)); len(got) < 2 || strings.Join(got[:2], "\n") != strings.Join(want, "\n") {
 		t.Errorf("thread = %q, want %q first", got, want)

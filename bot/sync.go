@@ -415,9 +415,14 @@ func eventText(inc oncall.Incident, ev oncall.Event, target string) (string, boo
 	case oncall.EventReopened:
 		text = "Reopened by " + who
 	case oncall.EventEscalated:
-		text = "<!here> Escalated by " + who
-		if ev.Note == "" && inc.Escalation == "" {
-			text += ": no escalation chain configured yet"
+		// The chain pages whoever is next; without one, the channel is
+		// all there is to tell.
+		text = "Escalated by " + who
+		if inc.Escalation == "" {
+			text = "<!here> " + text
+			if ev.Note == "" {
+				text += ": no escalation chain for this incident"
+			}
 		}
 	default:
 		return "", false
@@ -430,17 +435,10 @@ func eventText(inc oncall.Incident, ev oncall.Event, target string) (string, boo
 
 // byChannel says how someone was paged: " by SMS".
 func byChannel(c oncall.NotifyChannel) string {
-	switch c {
-	case oncall.NotifySlack:
-		return " by Slack"
-	case oncall.NotifySMS:
-		return " by SMS"
-	case oncall.NotifyCall:
-		return " by phone call"
-	case "":
+	if c == "" {
 		return ""
 	}
-	return " by " + escape(string(c))
+	return " by " + escape(c.Name())
 }
 
 // targetText names whom a paging event is about: a Slack mention of a

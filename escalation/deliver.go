@@ -161,7 +161,7 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 
 	sender, ok := w.cfg.Senders[d.Channel]
 	if !ok {
-		return w.fail(ctx, log, d, fmt.Sprintf("%s is not configured", channelName(d.Channel)))
+		return w.fail(ctx, log, d, fmt.Sprintf("%s is not configured", d.Channel.Name()))
 	}
 	page := oncall.Page{Delivery: d, Incident: c.Incident}
 	if w.cfg.Phones != nil && (d.Channel == oncall.NotifySMS || d.Channel == oncall.NotifyCall) {
@@ -307,17 +307,4 @@ func errorText(err error) string {
 		s = strings.ToValidUTF8(s[:max], "") + "…"
 	}
 	return s
-}
-
-// channelName is how people call a way of paging.
-func channelName(ch oncall.NotifyChannel) string {
-	switch ch {
-	case oncall.NotifySMS:
-		return "SMS"
-	case oncall.NotifyCall:
-		return "phone calls"
-	case oncall.NotifySlack:
-		return "Slack"
-	}
-	return string(ch)
 }

@@ -362,7 +362,7 @@ func TestWorkerSendsAndFallsBack(t *testing.T) {
 			},
 			wantEvents: []string{
 				"paged UALICE slack: ", // the plan's earlier page, sent
-				"page_failed UALICE sms: 503 service unavailable (after 3 attempts); trying a phone call now",
+				"page_failed UALICE sms: 503 service unavailable (after 3 attempts); paging by phone call now",
 			},
 			wantChanges: []string{"moved 0:0:UALICE:call"},
 		},
@@ -385,14 +385,14 @@ func TestWorkerSendsAndFallsBack(t *testing.T) {
 			chain: "to-UDAVE", channel: oncall.NotifySMS,
 			sends:       []sendResult{{err: invalid}},
 			handles:     []handle{{wantStatus: oncall.DeliveryFailed, wantError: invalid.Error()}},
-			wantEvents:  []string{"page_failed UDAVE sms: " + invalid.Error() + "; trying Slack now"},
+			wantEvents:  []string{"page_failed UDAVE sms: " + invalid.Error() + "; paging by Slack now"},
 			wantChanges: []string{"new 0:0:UDAVE:sms:fallback slack"},
 		},
 		{
 			name:  "a channel without a sender fails naming it, and falls back to Slack",
 			chain: "to-UDAVE", channel: oncall.NotifySMS, channels: []oncall.NotifyChannel{oncall.NotifySlack},
 			handles:     []handle{{wantStatus: oncall.DeliveryFailed, wantError: "SMS is not configured"}},
-			wantEvents:  []string{"page_failed UDAVE sms: SMS is not configured; trying Slack now"},
+			wantEvents:  []string{"page_failed UDAVE sms: SMS is not configured; paging by Slack now"},
 			wantChanges: []string{"new 0:0:UDAVE:sms:fallback slack"},
 		},
 	}

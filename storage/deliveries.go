@@ -435,7 +435,7 @@ func fallBack(ctx context.Context, tx pgx.Tx, d oncall.Delivery, why string) (*o
 	note := why
 	switch {
 	case next != nil:
-		note += "; trying " + channelName(next.Channel) + " now"
+		note += "; paging by " + next.Channel.Name() + " now"
 	case status == oncall.StatusTriggered:
 		note += "; no other way to reach them at this step"
 	}
@@ -467,17 +467,4 @@ func slackFallback(ctx context.Context, tx pgx.Tx, d oncall.Delivery) (*oncall.D
 		return nil, nil
 	}
 	return &ds[0], nil
-}
-
-// channelName is how the timeline names a way of paging.
-func channelName(ch oncall.NotifyChannel) string {
-	switch ch {
-	case oncall.NotifySMS:
-		return "SMS"
-	case oncall.NotifyCall:
-		return "a phone call"
-	case oncall.NotifySlack:
-		return "Slack"
-	}
-	return string(ch)
 }

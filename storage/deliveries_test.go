@@ -532,7 +532,7 @@ func TestFailDelivery(t *testing.T) {
 				{1, 0, "UBOB", oncall.NotifySMS, time.Minute, oncall.DeliveryPending},
 				{0, 1, "UBOB", oncall.NotifySMS, time.Minute, oncall.DeliveryPending},
 			},
-			next: 1, note: why + "; trying SMS now",
+			next: 1, note: why + "; paging by SMS now",
 		},
 		{
 			name: "none left: a Slack message instead", failing: oncall.NotifyCall,
@@ -540,7 +540,7 @@ func TestFailDelivery(t *testing.T) {
 				bob(oncall.NotifySMS, 0, oncall.DeliveryFailed),
 				{1, 0, "UBOB", oncall.NotifySlack, time.Minute, oncall.DeliveryPending},
 			},
-			next: -1, slack: true, note: why + "; trying Slack now",
+			next: -1, slack: true, note: why + "; paging by Slack now",
 		},
 		{
 			name: "none left, messaged in Slack at the step already", failing: oncall.NotifySMS,
@@ -654,7 +654,7 @@ func TestRecordDeliveryStatus(t *testing.T) {
 			name: "failed: falls back", sentFirst: true, status: oncall.DeliveryFailed, detail: "undelivered (30003)",
 			events: []pageEvent{
 				{oncall.EventPaged, "UBOB", oncall.NotifySMS, "sms sent"},
-				{oncall.EventPageFailed, "UBOB", oncall.NotifySMS, "undelivered (30003); trying Slack now"},
+				{oncall.EventPageFailed, "UBOB", oncall.NotifySMS, "undelivered (30003); paging by Slack now"},
 			},
 			fallback: true,
 		},
@@ -668,7 +668,7 @@ func TestRecordDeliveryStatus(t *testing.T) {
 		{
 			name: "failed while still sending", status: oncall.DeliveryFailed, detail: "undelivered (30005)",
 			events: []pageEvent{
-				{oncall.EventPageFailed, "UBOB", oncall.NotifySMS, "undelivered (30005); trying Slack now"},
+				{oncall.EventPageFailed, "UBOB", oncall.NotifySMS, "undelivered (30005); paging by Slack now"},
 				{oncall.EventPaged, "UBOB", oncall.NotifySMS, "sms sent"},
 			},
 			fallback: true,

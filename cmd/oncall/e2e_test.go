@@ -86,7 +86,7 @@ func TestEndToEnd(t *testing.T) {
 		}{
 			{bot.ActionIDAcknowledge, acknowledgedButtons, "*Acknowledged* by <@U0ALICE>", "Acknowledged by <@U0ALICE>"},
 			{bot.ActionIDEscalate, acknowledgedButtons, "*Acknowledged* by <@U0ALICE>",
-				"<!here> Escalated by <@U0ALICE>: no escalation chain configured yet"},
+				"<!here> Escalated by <@U0ALICE>: no escalation chain for this incident"},
 			{bot.ActionIDResolve, resolvedButtons, "*Resolved* by <@U0ALICE>", "Resolved by <@U0ALICE>"},
 			{bot.ActionIDReopen, triggeredButtons, "*Triggered*", "Reopened by <@U0ALICE>"},
 		}
@@ -103,7 +103,7 @@ func TestEndToEnd(t *testing.T) {
 		for _, r := range st.Replies(webhookChannel, ts) {
 			replies = append(replies, r.Text)
 		}
-		wantReplies := []string{"Acknowledged by <@U0ALICE>", "<!here> Escalated by <@U0ALICE>: no escalation chain configured yet", "Resolved by <@U0ALICE>", "Reopened by <@U0ALICE>", "Resolved by the source (Webhook)"}
+		wantReplies := []string{"Acknowledged by <@U0ALICE>", "<!here> Escalated by <@U0ALICE>: no escalation chain for this incident", "Resolved by <@U0ALICE>", "Reopened by <@U0ALICE>", "Resolved by the source (Webhook)"}
 		if !slices.Equal(replies, wantReplies) {
 			t.Errorf("thread replies = %q, want %q", replies, wantReplies)
 		}

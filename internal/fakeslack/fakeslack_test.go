@@ -1,6 +1,7 @@
 package fakeslack
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -364,4 +365,82 @@ func TestSendWithoutAckTimesOut(t *testing.T) {
 	if _, err := s.SendInteraction(ctx, map[string]string{"type": "block_actions"}); err == nil {
 		t.Fatal("SendInteraction with no client connected succeeded")
 	}
+}
+
+func TestFailNextIn(t *testing.T) {
+	s := start(t)
+	ctx := t.Context()
+	api := slack.New(s.BotToken(), slack.OptionAPIURL(s.APIURL()))
+	s.FailNextIn("chat.postMessage", "D0ALICE", 1, http.StatusInternalServerError, 0)
+
+	// A post elsewhere is not the one that fails.
+	if _, _, err := api.PostMessageContext(ctx, "C0TEST", slack.MsgOptionText("channel", false)); err != nil {
+		t.Fatalf("post in C0TEST: %v", err)
+	}
+	if _, _, err := api.PostMessageContext(ctx, "D0ALICE", slack.MsgOptionText("dm", false)); err == nil {
+		t.Fatal("first post in D0ALICE succeeded, want HTTP 500")
+	}
+	if _, _, err := api.PostMessageContext(ctx, "D0ALICE", slack.MsgOptionText("dm", false)); err != nil {
+		t.Fatalf("second post in D0ALICE: %v", err)
+	}
+	var texts []string
+	for _, m := range s.Messages() {
+		texts = append(texts, m.Channel+":"+m.Text)
+	}
+	if want := []string{"C0TEST:channel", "D0ALICE:dm"}; strings.Join(texts, " ") != strings.Join(want, " ") {
+		t.Errorf("messages = %q, want %q", texts, want)
+	}
+	if errs := callErrors(s.CallLog()); errs != "ok, http 500, ok" {
+		t.Errorf("call results = %s, want ok, http 500, ok", errs)
+	}
+}
+
+func TestHoldNext(t *testing.T) {
+	s := start(t)
+	api := slack.New(s.BotToken(), slack.OptionAPIURL(s.APIURL()))
+	release := s.HoldNext("chat.postMessage", "D0ALICE")
+
+	if _, _, err := api.PostMessageContext(t.Context(), "C0TEST", slack.MsgOptionText("not held", false)); err != nil {
+		t.Fatalf("post in C0TEST: %v", err)
+	}
+	answered := make(chan error, 1)
+	go func() {
+		_, _, err := api.PostMessageContext(t.Context(), "D0ALICE", slack.MsgOptionText("held", false))
+		answered <- err
+	}()
+	// The held post is done before it is answered.
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	if _, err := s.WaitFor(ctx, func(st State) bool { return len(st.TopLevel("D0ALICE")) == 1 }); err != nil {
+		t.Fatalf("held post not recorded: %v", err)
+	}
+	select {
+	case err := <-answered:
+		t.Fatalf("held post answered (%v) before release", err)
+	default:
+	}
+	release()
+	if err := <-answered; err != nil {
+		t.Fatalf("held post after release: %v", err)
+	}
+
+	// A client that gives up leaves the post done, unanswered.
+	s.HoldNext("chat.postMessage", "")
+	ctx, cancel = context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := api.PostMessageContext(ctx, "C0TEST", slack.MsgOptionText("abandoned", false)); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("abandoned post: %v, want the client's deadline", err)
+	}
+	if n := len(s.Messages()); n != 3 {
+		t.Errorf("%d messages stored, want 3", n)
+	}
+}
+
+// callErrors lists the calls' results: "ok" or their error.
+func callErrors(calls []Call) string {
+	var out []string
+	for _, c := range calls {
+		out = append(out, cmp.Or(c.Error, "ok"))
+	}
+	return strings.Join(out, ", ")
 }

@@ -77,7 +77,8 @@ type Server struct {
 	ui         uiState             // modals and response_urls (views.go)
 	calls      []Call
 	faults     map[string][]fault
-	lastTS     int64 // microseconds; every ts is unique and increasing
+	holds      map[string][]*hold // by method (HoldNext)
+	lastTS     int64              // microseconds; every ts is unique and increasing
 	conns      []*socketConn
 	nextConn   int
 	opens      int // apps.connections.open calls answered
@@ -104,7 +105,17 @@ type fault struct {
 	status     int
 	retryAfter time.Duration
 	slackError string
+	channel    string // only for calls in this channel; "" for any
 }
+
+// hold is an answer held back until released (HoldNext).
+type hold struct {
+	channel  string // "" for any
+	released chan struct{}
+	once     sync.Once
+}
+
+func (h *hold) release() { h.once.Do(func() { close(h.released) }) }
 
 // New starts a fake Slack on 127.0.0.1 at a free port. Close it when done.
 func New(cfg Config) (*Server, error) {
@@ -133,6 +144,7 @@ func New(cfg Config) (*Server, error) {
 		base:      "http://" + ln.Addr().String(),
 		changed:   make(chan struct{}),
 		faults:    map[string][]fault{},
+		holds:     map[string][]*hold{},
 		envelopes: map[string]*envelope{},
 		waiters:   map[string]chan Ack{},
 		lastTS:    time.Now().UnixMicro(),
@@ -174,6 +186,11 @@ func (s *Server) Close() {
 	}
 	s.closed = true
 	conns := slices.Clone(s.conns)
+	for _, hs := range s.holds {
+		for _, h := range hs {
+			h.release()
+		}
+	}
 	s.mu.Unlock()
 	for _, c := range conns {
 		c.close()
@@ -197,6 +214,13 @@ func (s *Server) FailNextError(method string, n int, slackError string) {
 	s.addFaults(method, n, fault{status: http.StatusOK, slackError: slackError})
 }
 
+// FailNextIn is FailNext for the calls of method in one channel (their
+// channel argument) only: the calls elsewhere are answered as usual, so
+// that a test can fail a direct message and not the channel's posts.
+func (s *Server) FailNextIn(method, channel string, n int, status int, retryAfter time.Duration) {
+	s.addFaults(method, n, fault{status: status, retryAfter: retryAfter, channel: channel})
+}
+
 func (s *Server) addFaults(method string, n int, f fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -205,14 +229,43 @@ func (s *Server) addFaults(method string, n int, f fault) {
 	}
 }
 
-// takeFault pops the next fault for method. Callers hold s.mu.
-func (s *Server) takeFault(method string) (fault, bool) {
+// takeFault pops the next fault for a call of method with params. Callers
+// hold s.mu.
+func (s *Server) takeFault(method string, params map[string]string) (fault, bool) {
 	q := s.faults[method]
-	if len(q) == 0 {
-		return fault{}, false
+	for i, f := range q {
+		if f.channel == "" || f.channel == params["channel"] {
+			s.faults[method] = slices.Delete(slices.Clone(q), i, i+1)
+			return f, true
+		}
 	}
-	s.faults[method] = q[1:]
-	return q[0], true
+	return fault{}, false
+}
+
+// HoldNext holds back the answer to the next call of method in channel
+// (its channel argument; "" for any channel): the call is done and
+// recorded as usual, and answered only once release is called, the client
+// gives up or the server closes. That is a call in flight, as a client
+// that dies before the answer arrives leaves it.
+func (s *Server) HoldNext(method, channel string) (release func()) {
+	h := &hold{channel: channel, released: make(chan struct{})}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.holds[method] = append(s.holds[method], h)
+	return h.release
+}
+
+// takeHold pops the next hold for a call of method with params. Callers
+// hold s.mu.
+func (s *Server) takeHold(method string, params map[string]string) *hold {
+	q := s.holds[method]
+	for i, h := range q {
+		if h.channel == "" || h.channel == params["channel"] {
+			s.holds[method] = slices.Delete(slices.Clone(q), i, i+1)
+			return h
+		}
+	}
+	return nil
 }
 
 // notify wakes WaitFor callers. Callers hold s.mu.

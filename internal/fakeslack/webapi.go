@@ -47,7 +47,7 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	call := Call{Method: method, Params: params}
 	var body map[string]any
-	f, faulted := s.takeFault(method)
+	f, faulted := s.takeFault(method, params)
 	switch {
 	case faulted && f.slackError == "":
 		call.Error = "http " + strconv.Itoa(f.status)
@@ -64,10 +64,18 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.calls = append(s.calls, call)
+	h := s.takeHold(method, params)
 	s.notify()
 	s.mu.Unlock()
 
 	s.log.Debug("fake slack: web api", "method", method, "error", call.Error)
+	if h != nil {
+		select {
+		case <-h.released:
+		case <-r.Context().Done():
+			return // the client is gone: nobody to answer
+		}
+	}
 	if faulted {
 		writeFault(w, f)
 		return
