@@ -198,11 +198,9 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 		return w.sent(ctx, log, d, pid, note)
 	}
 	if errors.Is(err, oncall.ErrPermanent) {
-		log.WarnContext(ctx, "page failed for good", "err", err)
 		return w.fail(ctx, log, d, errorText(err))
 	}
 	if d.Attempts >= w.cfg.MaxAttempts {
-		log.WarnContext(ctx, "page failed; no attempts left", "err", err)
 		return w.fail(ctx, log, d, fmt.Sprintf("%s (after %d attempts)", errorText(err), d.Attempts))
 	}
 	delay := w.backoff(d.Attempts)
@@ -256,6 +254,7 @@ func (w *Worker) fail(ctx context.Context, log *slog.Logger, d oncall.Delivery, 
 		return nil
 	}
 	w.results.WithLabelValues(string(d.Channel), "failed").Inc()
+	log.WarnContext(ctx, "page failed for good", "why", why)
 	if next != nil {
 		log.InfoContext(ctx, "falling back", "next_channel", next.Channel, "next_key", next.Key)
 		if w.cfg.Wake != nil {
