@@ -33,9 +33,10 @@ type Sender interface {
 type DeliveryStore interface {
 	BeginDelivery(ctx context.Context, id int64, now time.Time, lease time.Duration) (storage.DeliveryClaim, error)
 	DeliverySent(ctx context.Context, id int64, providerID, note string) (bool, error)
-	RetryDelivery(ctx context.Context, id int64, errText string, uncertain bool, delay time.Duration) error
+	RetryDelivery(ctx context.Context, id int64, r storage.Retry) error
 	FailDelivery(ctx context.Context, id int64, errText string) (*oncall.Delivery, bool, error)
 	CancelDelivery(ctx context.Context, id int64, why string) (bool, error)
+	ProviderIDTaken(ctx context.Context, providerID string, id int64) (bool, error)
 }
 
 // Phones gives the phone number of a person, "" if none.
@@ -171,6 +172,14 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 	note := ""
 	if c.Step == storage.DeliveryReconcile {
 		pid, found, err := sender.Find(ctx, page, c.Since)
+		if err == nil && found {
+			// Twilio's lists match by number and time: what was found may
+			// be another page to the same person.
+			var taken bool
+			if taken, err = w.cfg.Store.ProviderIDTaken(ctx, pid, d.ID); err == nil && taken {
+				err = fmt.Errorf("the page found (%s) is another page's", pid)
+			}
+		}
 		switch {
 		case err != nil:
 			log.WarnContext(ctx, "an earlier attempt may have paged; cannot tell, paging again", "err", err)
@@ -203,18 +212,20 @@ func (w *Worker) Handle(ctx context.Context, id int64) error {
 	if d.Attempts >= w.cfg.MaxAttempts {
 		return w.fail(ctx, log, d, fmt.Sprintf("%s (after %d attempts)", errorText(err), d.Attempts))
 	}
-	delay := w.backoff(d.Attempts)
+	retry := storage.Retry{Error: errorText(err), Delay: w.backoff(d.Attempts)}
 	var asked interface{ RetryDelay() time.Duration }
 	if errors.As(err, &asked) && asked.RetryDelay() > 0 {
-		delay = asked.RetryDelay()
+		// A rate limit: the page was refused, and waiting is all it takes.
+		retry.Delay, retry.RateLimited = asked.RetryDelay(), true
+	} else {
+		retry.Uncertain = mayHaveReached(err)
 	}
-	uncertain := mayHaveReached(err)
-	if err := w.cfg.Store.RetryDelivery(ctx, d.ID, errorText(err), uncertain, delay); err != nil {
+	if err := w.cfg.Store.RetryDelivery(ctx, d.ID, retry); err != nil {
 		return err
 	}
 	w.results.WithLabelValues(string(d.Channel), "retry").Inc()
-	log.InfoContext(ctx, "page failed; will retry", "err", err, "retry_in", delay, "uncertain", uncertain)
-	return &retryLater{delay: delay, err: err}
+	log.InfoContext(ctx, "page failed; will retry", "err", err, "retry_in", retry.Delay, "uncertain", retry.Uncertain)
+	return &retryLater{delay: retry.Delay, err: err}
 }
 
 // stillNeeded says whether the incident still wants the page d: it is not
@@ -288,14 +299,19 @@ func (w *Worker) backoff(attempt int) time.Duration {
 }
 
 // mayHaveReached says whether a failed call may have reached the provider
-// anyway: a timeout, where the request may have been taken and the answer
-// lost.
+// anyway: anything but a connection that was never made. A timeout or a
+// server error may come after the provider took the page (Slack answering
+// 500 to a message it posted); the next attempt asks the provider first.
 func mayHaveReached(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return true
+	if errors.Is(err, oncall.ErrPermanent) {
+		return false
 	}
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return false
+	}
+	var dns *net.DNSError
+	return !errors.As(err, &dns)
 }
 
 // errorText is an error as the timeline shows it: bounded.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -22,12 +23,15 @@ type EscalationStore interface {
 	RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (bool, error)
 	EscalateNow(ctx context.Context, incidentID int64, at time.Time) (bool, error)
 	ProcessDueEscalations(ctx context.Context, now time.Time, limit int, fn storage.EscalationFunc) (int, []int64, error)
+	RepairEscalations(ctx context.Context, at time.Time, grace time.Duration) ([]int64, error)
 }
 
 // DeliveryClaimer hands due deliveries to a publish function and marks
 // them queued (storage.DB).
 type DeliveryClaimer interface {
 	ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
+		publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error)
+	RequeueStuckDeliveries(ctx context.Context, stuckAfter time.Duration, limit int,
 		publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error)
 }
 
@@ -82,6 +86,13 @@ const (
 	// processes; tickWorkers how many such calls run at once.
 	tickBatch   = 50
 	tickWorkers = 4
+
+	// Every sweepEvery the engine repairs what a failure left behind:
+	// chains a lost restart left stopped (repairGrace after their last
+	// change) and deliveries whose queue message may be lost (stuckAfter).
+	sweepEvery  = 30 * time.Second
+	repairGrace = 30 * time.Second
+	stuckAfter  = 5 * time.Minute
 )
 
 // Engine runs the escalation chains of incidents: it takes the steps that
@@ -138,7 +149,14 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	var swept time.Time
 	for {
+		if time.Since(swept) >= sweepEvery {
+			if err := e.Sweep(ctx); err != nil && ctx.Err() == nil {
+				e.log.ErrorContext(ctx, "escalation sweep failed", "error", err)
+			}
+			swept = time.Now()
+		}
 		if _, err := e.Tick(ctx); err != nil && ctx.Err() == nil {
 			e.log.ErrorContext(ctx, "escalation tick failed", "error", err)
 		}
@@ -149,6 +167,38 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-e.wake:
 		}
 	}
+}
+
+// Sweep repairs what a failure between two transactions left behind: it
+// restarts the chains of triggered incidents left stopped with nothing due
+// (an unacknowledge whose restart was lost), and queues again the pages
+// whose queue message may be lost. Postgres, not the queue, is the record
+// of what is owed.
+func (e *Engine) Sweep(ctx context.Context) error {
+	var errs []error
+	ids, err := e.store.RepairEscalations(ctx, e.clock.Now(), repairGrace)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	for _, id := range ids {
+		e.log.WarnContext(ctx, "escalation of a triggered incident was stopped; restarted", "incident", id)
+	}
+	if e.claimer != nil && e.queue != nil {
+		for {
+			n, err := e.claimer.RequeueStuckDeliveries(ctx, stuckAfter, tickBatch, e.queue.PublishDeliveries)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if n > 0 {
+				e.log.WarnContext(ctx, "pages whose queue message may be lost queued again", "count", n)
+			}
+			if n < tickBatch || ctx.Err() != nil {
+				break
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Wake makes Run tick now.
@@ -324,6 +374,13 @@ func (e *Engine) process(ctx context.Context, esc storage.EscalationState, now t
 		})
 	if !quiet && len(taken) > 0 {
 		up.Events = append(up.Events, stepEvent(chain, taken))
+	}
+	if inc.Status == oncall.StatusAcknowledged {
+		// A manual escalation of an acknowledged incident calls for help
+		// now. The later rules of the plans (an SMS in 5 minutes) would
+		// page people who cannot stop them: acknowledging an acknowledged
+		// incident changes nothing.
+		deliveries = slices.DeleteFunc(deliveries, func(d oncall.Delivery) bool { return d.DueAt.After(now) })
 	}
 	up.Step, up.Repeat, up.BaseRepeat = w.step, w.repeat, w.baseRepeat
 	switch {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -75,6 +76,9 @@ func (q *Queue) PublishIncidentChanged(ctx context.Context, incidentID int64) er
 	return nil
 }
 
+// publishTimeout bounds waiting for the PubAcks of deliveries.
+const publishTimeout = 10 * time.Second
+
 // deliveryMsg is the body of a NOTIFY message for a delivery worker.
 type deliveryMsg struct {
 	DeliveryID int64 `json:"delivery_id"`
@@ -85,6 +89,10 @@ type deliveryMsg struct {
 // the message id: a delivery published twice within the duplicate window is
 // stored once (and a worker skips a delivery already sent anyway).
 func (q *Queue) PublishDeliveries(ctx context.Context, ds []oncall.Delivery) error {
+	// The caller holds rows locked until this returns: a PubAck that never
+	// comes must not hold them for good.
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
 	acks := make([]jetstream.PubAckFuture, 0, len(ds))
 	for _, d := range ds {
 		data, err := json.Marshal(deliveryMsg{DeliveryID: d.ID})

@@ -63,6 +63,62 @@ func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
 	return n, nil
 }
 
+// RequeueStuckDeliveries publishes again, with publish, up to limit
+// deliveries whose queue message may have been lost: queued longer than
+// stuckAfter ago (a message waits in the queue's backoff for a minute at
+// most), or sending with a lease that ran out that long ago (a worker died
+// and its message is gone). A delivery published twice is harmless: the
+// worker takes it once. It returns how many it published.
+func (db *DB) RequeueStuckDeliveries(ctx context.Context, stuckAfter time.Duration, limit int,
+	publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT `+deliveryColumns("deliveries")+` FROM deliveries
+			WHERE status IN ('queued', 'sending') AND queued_at < now() - $1::interval
+			  AND (status = 'queued' OR lease_until < now() - $1::interval)
+			ORDER BY queued_at
+			LIMIT $2
+			FOR UPDATE SKIP LOCKED`, stuckAfter, limit)
+		if err != nil {
+			return err
+		}
+		ds, err := collectDeliveries(rows)
+		if err != nil || len(ds) == 0 {
+			return err
+		}
+		if err := publish(ctx, ds); err != nil {
+			return fmt.Errorf("publish: %w", err)
+		}
+		ids := make([]int64, len(ds))
+		for i, d := range ds {
+			ids[i] = d.ID
+		}
+		if _, err := tx.Exec(ctx, `UPDATE deliveries SET queued_at = now() WHERE id = ANY($1)`, ids); err != nil {
+			return fmt.Errorf("mark queued again: %w", err)
+		}
+		n = len(ds)
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("requeue stuck deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// ProviderIDTaken says whether another delivery than id has recorded the
+// provider's id providerID: a page reconciliation found that is another
+// page's.
+func (db *DB) ProviderIDTaken(ctx context.Context, providerID string, id int64) (bool, error) {
+	var taken bool
+	err := db.pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM deliveries WHERE provider_id = $1 AND id <> $2)`, providerID, id).Scan(&taken)
+	if err != nil {
+		return false, fmt.Errorf("look up provider id %q: %w", providerID, err)
+	}
+	return taken, nil
+}
+
 // Deliveries returns the deliveries of an incident, oldest first.
 func (db *DB) Deliveries(ctx context.Context, incidentID int64) ([]oncall.Delivery, error) {
 	rows, err := db.pool.Query(ctx, `SELECT `+deliveryColumns("deliveries")+` FROM deliveries
@@ -273,20 +329,32 @@ func (db *DB) CancelDelivery(ctx context.Context, id int64, why string) (bool, e
 	return tag.RowsAffected() == 1, nil
 }
 
+// Retry is a failed attempt of a delivery that is tried again.
+type Retry struct {
+	Error string        // what went wrong, for the record
+	Delay time.Duration // until the next attempt
+	// Uncertain: the attempt may have reached the provider (a timeout, a
+	// server error). The delivery stays sending with its lease ending
+	// after Delay, so that the next attempt reconciles before sending.
+	Uncertain bool
+	// RateLimited: the provider asked to wait; the attempt does not count
+	// against the delivery's attempts.
+	RateLimited bool
+}
+
 // RetryDelivery records a failed attempt of a delivery being sent that is
-// tried again after delay. When the attempt may have reached the provider
-// (uncertain: a timeout), the delivery stays sending with its lease ending
-// after delay, so that the next attempt reconciles before sending;
-// otherwise it goes back to queued.
-func (db *DB) RetryDelivery(ctx context.Context, id int64, errText string, uncertain bool, delay time.Duration) error {
+// tried again after r.Delay: it goes back to queued, or stays sending when
+// r.Uncertain.
+func (db *DB) RetryDelivery(ctx context.Context, id int64, r Retry) error {
 	status := oncall.DeliveryQueued
-	if uncertain {
+	if r.Uncertain {
 		status = oncall.DeliverySending
 	}
 	_, err := db.pool.Exec(ctx, `
-		UPDATE deliveries SET status = $2, error = $3,
-		    lease_until = CASE WHEN $2 = 'sending' THEN now() + $4::interval ELSE NULL END
-		WHERE id = $1 AND status = 'sending'`, id, status, errText, delay)
+		UPDATE deliveries SET status = $2, error = $3, queued_at = now(),
+		    lease_until = CASE WHEN $2 = 'sending' THEN now() + $4::interval ELSE NULL END,
+		    attempts = CASE WHEN $5 THEN greatest(attempts - 1, 0) ELSE attempts END
+		WHERE id = $1 AND status = 'sending'`, id, status, r.Error, r.Delay, r.RateLimited)
 	if err != nil {
 		return fmt.Errorf("record failed attempt of delivery %d: %w", id, err)
 	}

@@ -454,7 +454,7 @@ func TestRetryDelivery(t *testing.T) {
 		inc := openEscIncident(t, db, fmt.Sprintf("g%d", i))
 		id := addDelivery(t, db, plan(inc, 0, 0, "UBOB", oncall.NotifySMS, escT0))
 		beginSend(t, db, id, escT0)
-		if err := db.RetryDelivery(ctx, id, "twilio: 503", tt.uncertain, delay); err != nil {
+		if err := db.RetryDelivery(ctx, id, Retry{Error: "twilio: 503", Uncertain: tt.uncertain, Delay: delay}); err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
 		if d := getDelivery(t, db, id); d.Status != tt.status || d.Error != "twilio: 503" {
@@ -488,7 +488,7 @@ func TestRetryDelivery(t *testing.T) {
 	d := plan(inc, 0, 0, "UBOB", oncall.NotifySMS, escT0)
 	d.Status = oncall.DeliverySent
 	id := addDelivery(t, db, d)
-	if err := db.RetryDelivery(ctx, id, "late", false, delay); err != nil {
+	if err := db.RetryDelivery(ctx, id, Retry{Error: "late", Delay: delay}); err != nil {
 		t.Fatal(err)
 	}
 	if got := getDelivery(t, db, id); got.Status != oncall.DeliverySent || got.Error != "" {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -162,17 +163,45 @@ func cancelDeliveries(ctx context.Context, tx pgx.Tx, incidentID int64) error {
 
 // RestartEscalation runs the chain of an incident again from step 0, due
 // at at, as a new run (a new Repeat, counted afresh against the chain's
-// limit). ok is false when the incident has no chain.
+// limit). A chain running already is left as it is: the engine restarted it
+// (an acknowledgement that timed out as someone unacknowledged), and a
+// second run would page everyone twice. ok is false when nothing was
+// restarted.
 func (db *DB) RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (ok bool, err error) {
 	tag, err := db.pool.Exec(ctx, `
 		UPDATE incident_escalations
 		SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
 		    escalate = false, next_run_at = $2, updated_at = now()
-		WHERE incident_id = $1`, incidentID, at)
+		WHERE incident_id = $1 AND state <> 'running'`, incidentID, at)
 	if err != nil {
 		return false, fmt.Errorf("restart escalation of incident %d: %w", incidentID, err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// RepairEscalations restarts, due at at, the chains left stopped (with
+// nothing due) on incidents that are triggered: an unacknowledge or reopen
+// whose restart was lost (the database failed between the action and the
+// restart) or landed before the acknowledgement's stop. A chain is left
+// grace after its last change, for the action's own restart to land. It
+// returns the incidents repaired.
+func (db *DB) RepairEscalations(ctx context.Context, at time.Time, grace time.Duration) ([]int64, error) {
+	rows, err := db.pool.Query(ctx, `
+		UPDATE incident_escalations e
+		SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
+		    escalate = false, next_run_at = $1, updated_at = now()
+		FROM incidents i
+		WHERE i.id = e.incident_id AND i.status = 'triggered'
+		  AND e.state = 'stopped' AND e.next_run_at IS NULL AND e.updated_at < now() - $2::interval
+		RETURNING e.incident_id`, at, grace)
+	if err != nil {
+		return nil, fmt.Errorf("repair escalations: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("repair escalations: %w", err)
+	}
+	return ids, nil
 }
 
 // EscalateNow makes the chain of an incident due at at and marks it for a
@@ -241,12 +270,16 @@ func (db *DB) ProcessDueEscalations(ctx context.Context, now time.Time, limit in
 		)
 		err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 			var err error
+			// The row and its incident are locked together, skipping either
+			// if taken: a writer holding the incident (a resolve, an action)
+			// is never waited for, so the two cannot deadlock.
 			esc, err = scanEscalation(tx.QueryRow(ctx, `
-				SELECT `+escalationColumns+` FROM incident_escalations
-				WHERE next_run_at <= $1
-				ORDER BY next_run_at
+				SELECT `+prefixed("e.", escalationColumns)+` FROM incident_escalations e
+				JOIN incidents i ON i.id = e.incident_id
+				WHERE e.next_run_at <= $1
+				ORDER BY e.next_run_at
 				LIMIT 1
-				FOR UPDATE SKIP LOCKED`, now))
+				FOR UPDATE OF e, i SKIP LOCKED`, now))
 			if errors.Is(err, pgx.ErrNoRows) {
 				return nil
 			}
@@ -285,13 +318,19 @@ func (db *DB) ProcessDueEscalations(ctx context.Context, now time.Time, limit in
 	return processed, changed, errors.Join(fnErrs...)
 }
 
-// processEscalation runs fn on one claimed row and stores what it decided.
+// prefixed puts prefix before each name of a comma-separated column list.
+func prefixed(prefix, columns string) string {
+	names := strings.Split(columns, ",")
+	for i, n := range names {
+		names[i] = prefix + strings.TrimSpace(n)
+	}
+	return strings.Join(names, ", ")
+}
+
+// processEscalation runs fn on one claimed row (its incident locked too) and stores what it decided.
 // fnErr is fn's error; err a database error.
 func processEscalation(ctx context.Context, tx pgx.Tx, esc EscalationState, fn EscalationFunc) (
 	changed bool, fnErr, err error) {
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM incidents WHERE id = $1 FOR UPDATE`, esc.IncidentID); err != nil {
-		return false, nil, fmt.Errorf("lock incident: %w", err)
-	}
 	if esc.Incident, err = loadIncident(ctx, tx, esc.IncidentID); err != nil {
 		return false, nil, err
 	}

@@ -133,6 +133,10 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 		return err
 	}
 	logPagingSetup(log, cfg, slackOn, twilioOn, o.PublicURL)
+	if o.DeliveryLease > 0 && o.DeliveryLease < 30*time.Second {
+		log.Warn("ONCALL_DELIVERY_LEASE is shorter than a slow provider call (up to 25s): a page still in flight may be checked and sent again",
+			"lease", o.DeliveryLease)
+	}
 	integs := cfg.OncallIntegrations()
 	defs, err := scheduleDefinitions(cfg)
 	if err != nil {

@@ -303,7 +303,13 @@ type result struct {
 
 func (in *Inbound) act(ctx context.Context, log *slog.Logger, id int64, a oncall.Action, actor oncall.Actor, key string) result {
 	res := result{id: id, action: a}
-	_, res.err = in.cfg.Incidents.Act(ctx, id, a, actor, key)
+	var inc oncall.Incident
+	inc, res.err = in.cfg.Incidents.Act(ctx, id, a, actor, key)
+	if res.err == nil && inc.Status != res.wantStatus() {
+		// Act changes nothing when the action does not apply (acknowledging
+		// a resolved incident): say so rather than claim it worked.
+		res.err, res.status = fmt.Errorf("incident %d is %s: %w", id, inc.Status, oncall.ErrConflict), inc.Status
+	}
 	switch {
 	case res.err == nil:
 		log.Info("incident changed from twilio", "incident", id, "action", a, "actor", actor)
@@ -316,6 +322,14 @@ func (in *Inbound) act(ctx context.Context, log *slog.Logger, id int64, a oncall
 		log.Error("twilio: act on the incident", "incident", id, "action", a, "err", res.err)
 	}
 	return res
+}
+
+// wantStatus is the incident's status once the action is done.
+func (res result) wantStatus() oncall.IncidentStatus {
+	if res.action == oncall.ActionResolve {
+		return oncall.StatusResolved
+	}
+	return oncall.StatusAcknowledged
 }
 
 func (res result) done() string {

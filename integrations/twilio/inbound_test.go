@@ -71,7 +71,9 @@ func (f *incidents) Act(_ context.Context, id int64, a oncall.Action, actor onca
 	case slices.ContainsFunc(f.applied, func(x act) bool { return x.Key == key }):
 		return inc, nil
 	case inc.Status == oncall.StatusResolved:
-		return oncall.Incident{}, fmt.Errorf("%s incident %d: %w", a, id, oncall.ErrConflict)
+		// As escalation.Service: an action that does not apply changes
+		// nothing and is no error.
+		return inc, nil
 	}
 	inc.Status = oncall.StatusAcknowledged
 	if a == oncall.ActionResolve {

@@ -97,6 +97,10 @@ func (p *Pager) Find(ctx context.Context, page oncall.Page, since time.Time) (st
 	if err := checkPage(page); err != nil {
 		return "", false, fmt.Errorf("%s: %w", what, err)
 	}
+	// Twilio's records carry whole seconds and its clock is not ours:
+	// look a little before since rather than miss the page by a second.
+	// The worker refuses a match already recorded for another page.
+	since = since.Truncate(time.Second).Add(-findLead)
 	if page.Delivery.Channel == oncall.NotifySMS {
 		msgs, err := p.client.FindMessages(ctx, page.Phone, since)
 		if err != nil {
@@ -121,6 +125,9 @@ func (p *Pager) Find(ctx context.Context, page oncall.Page, since time.Time) (st
 	}
 	return "", false, nil
 }
+
+// findLead is how far before the attempt's start Find looks.
+const findLead = 30 * time.Second
 
 // checkPage refuses, for good, a page this sender cannot make.
 func checkPage(page oncall.Page) error {

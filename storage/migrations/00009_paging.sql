@@ -21,8 +21,21 @@ ALTER TABLE deliveries ADD COLUMN lease_until  timestamptz;
 ALTER TABLE deliveries ADD COLUMN queued_at    timestamptz;
 -- What the provider said after accepting it (delivered, no answer, ...).
 ALTER TABLE deliveries ADD COLUMN detail       text NOT NULL DEFAULT '';
+-- Deliveries whose queue message may be lost (queued or sending long ago)
+-- are published again; few rows are in these states at any time.
+CREATE INDEX deliveries_in_flight ON deliveries (queued_at) WHERE status IN ('queued', 'sending');
+
+-- Reconciliation checks that a page it found is not another delivery's.
+CREATE INDEX deliveries_provider ON deliveries (provider_id) WHERE provider_id <> '';
+
+-- The engine looks for triggered incidents whose chain is stopped (a lost
+-- restart); few incidents are triggered at any time.
+CREATE INDEX incidents_triggered ON incidents (id) WHERE status = 'triggered';
 
 -- +goose Down
+DROP INDEX incidents_triggered;
+DROP INDEX deliveries_provider;
+DROP INDEX deliveries_in_flight;
 ALTER TABLE deliveries DROP COLUMN detail;
 ALTER TABLE deliveries DROP COLUMN queued_at;
 ALTER TABLE deliveries DROP COLUMN lease_until;
