@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -112,9 +113,16 @@ type process struct {
 // returns once /healthz answers. Its output is logged if the test fails.
 func startOncall(t *testing.T, name, bin, dbURL, dataDir, config string) *process {
 	t.Helper()
+	return startOncallEnv(t, name, bin, []string{"DATABASE_URL=" + dbURL}, dataDir, config)
+}
+
+// startOncallEnv is startOncall with the environment env (NAME=value;
+// DATABASE_URL at least).
+func startOncallEnv(t *testing.T, name, bin string, env []string, dataDir, config string) *process {
+	t.Helper()
 	p := &process{name: name, output: &syncBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", dataDir, "--config", config)
-	p.cmd.Env = []string{"DATABASE_URL=" + dbURL, "ONCALL_LOG_LEVEL=info"}
+	p.cmd.Env = append(slices.Clone(env), "ONCALL_LOG_LEVEL=info")
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	if err := p.cmd.Start(); err != nil {
 		t.Fatalf("start oncall: %v", err)
