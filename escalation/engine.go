@@ -24,6 +24,7 @@ type EscalationStore interface {
 	EscalateNow(ctx context.Context, incidentID int64, at time.Time) (bool, error)
 	ProcessDueEscalations(ctx context.Context, now time.Time, limit int, fn storage.EscalationFunc) (int, []int64, error)
 	RepairEscalations(ctx context.Context, at time.Time, grace time.Duration) ([]int64, error)
+	NextDue(ctx context.Context) (time.Time, bool, error)
 }
 
 // DeliveryClaimer hands due deliveries to a publish function and marks
@@ -144,10 +145,12 @@ func NewEngine(cfg EngineConfig) (*Engine, error) {
 	return e, nil
 }
 
-// Run ticks every second, and at once when Wake is called, until ctx ends.
-// A failed tick is logged and tried again at the next one.
+// Run ticks when the next step or page falls due (at least every second,
+// so that another replica's new work is seen), and at once when Wake is
+// called, until ctx ends. A failed tick is logged and tried again at the
+// next one.
 func (e *Engine) Run(ctx context.Context) {
-	t := time.NewTicker(time.Second)
+	t := time.NewTimer(time.Second)
 	defer t.Stop()
 	var swept time.Time
 	for {
@@ -160,6 +163,7 @@ func (e *Engine) Run(ctx context.Context) {
 		if _, err := e.Tick(ctx); err != nil && ctx.Err() == nil {
 			e.log.ErrorContext(ctx, "escalation tick failed", "error", err)
 		}
+		t.Reset(e.untilNextDue(ctx))
 		select {
 		case <-ctx.Done():
 			return
@@ -167,6 +171,23 @@ func (e *Engine) Run(ctx context.Context) {
 		case <-e.wake:
 		}
 	}
+}
+
+// Bounds of the wait between two ticks: work due now but locked by another
+// replica must not make the engine spin, and work planned by another
+// replica is seen within a second.
+const (
+	minTickWait = 20 * time.Millisecond
+	maxTickWait = time.Second
+)
+
+// untilNextDue is how long Run waits for the next tick.
+func (e *Engine) untilNextDue(ctx context.Context) time.Duration {
+	next, ok, err := e.store.NextDue(ctx)
+	if err != nil || !ok {
+		return maxTickWait
+	}
+	return min(max(next.Sub(e.clock.Now()), minTickWait), maxTickWait)
 }
 
 // Sweep repairs what a failure between two transactions left behind: it

@@ -204,6 +204,19 @@ func (db *DB) RepairEscalations(ctx context.Context, at time.Time, grace time.Du
 	return ids, nil
 }
 
+// NextDue returns the earliest time an escalation step or a planned page
+// falls due; ok is false when nothing is.
+func (db *DB) NextDue(ctx context.Context) (next time.Time, ok bool, err error) {
+	var t *time.Time
+	err = db.pool.QueryRow(ctx, `
+		SELECT least((SELECT min(next_run_at) FROM incident_escalations),
+		             (SELECT min(due_at) FROM deliveries WHERE status = 'pending'))`).Scan(&t)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("look up the next due escalation: %w", err)
+	}
+	return derefTime(t), t != nil, nil
+}
+
 // EscalateNow makes the chain of an incident due at at and marks it for a
 // manual escalation: the run skips waits to the next notify step. A stopped
 // or exhausted chain runs again. ok is false when the incident has no

@@ -201,6 +201,9 @@ func run(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	cancel()
 	wg.Wait()
+	if taken, sent := late.count(), sender.sent.Load(); taken != steps || sent != int64(steps) {
+		return fmt.Errorf("%d steps taken and %d pages sent, want %d each: a step or a page went twice", taken, sent, steps)
+	}
 	report(o, late.late, sender)
 	return nil
 }
