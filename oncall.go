@@ -7,6 +7,7 @@ package oncall
 import (
 	"encoding/json"
 	"errors"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -123,8 +124,37 @@ type AlertBatch struct {
 	Channel    string  `json:"channel,omitempty"`
 	Escalation string  `json:"escalation,omitempty"`
 	Alerts     []Alert `json:"alerts"`
+	// Action, when set (ActionAcknowledge, ActionUnacknowledge), is what
+	// the source did to the open incident of GroupKey (PagerDuty's and
+	// Opsgenie's acknowledge), done by the source; Alerts may be empty and
+	// no incident is opened. Status resolved resolves as always.
+	Action Action `json:"action,omitempty"`
+	// Note is added to the timeline of the open incident of GroupKey
+	// (Opsgenie's notes; a note about the batch itself, such as a mapping
+	// template that failed).
+	Note string `json:"note,omitempty"`
+	// Heartbeat marks the integration's heartbeat: it records the
+	// integration alive and resolves its missed-heartbeat incident.
+	Heartbeat bool `json:"heartbeat,omitempty"`
+	// Maintenance: the integration was in a maintenance window of the
+	// config when the batch arrived: its incident is stored and shown,
+	// and nobody is paged.
+	Maintenance bool `json:"maintenance,omitempty"`
 	// Raw is the request body as received, kept for the record.
 	Raw json.RawMessage `json:"raw,omitempty"`
+}
+
+// BatchOutcome is what processing an accepted batch did (Opsgenie's
+// request status).
+type BatchOutcome struct {
+	// Processed is false while the batch waits in the queue.
+	Processed   bool
+	IncidentID  int64 // 0 when it touched no incident
+	GroupKey    string
+	ProcessedAt time.Time
+	// Action: created, joined, resolved, acknowledged, unacknowledged,
+	// noted, heartbeat, no_incident.
+	Action string
 }
 
 // Integration is an inbound alert source from the config.
@@ -134,18 +164,48 @@ type Integration struct {
 	Token      string // the secret in clear; only its hash is stored
 	Channel    string // Slack channel id for its incidents
 	Escalation string // escalation chain name, may be empty
-	// Routes send some of its alerts elsewhere; the first match wins.
+	// Routes send some of its alerts elsewhere; the first match wins. The
+	// config's global routes follow the integration's own.
 	Routes []Route
+	// Heartbeat, if set, is how long the integration may stay silent on
+	// its heartbeat URL before an incident is opened.
+	Heartbeat time.Duration
+	// Maintenance windows: alerts are stored and shown, nobody is paged.
+	Maintenance []TimeRange
+	// RateLimit is requests per minute accepted before 429 (0: default).
+	RateLimit int
+	// GroupKey, if set, is a text/template of the payload that groups its
+	// alerts into incidents instead of the kind's default.
+	GroupKey string
+	// Mapping (webhook kind) holds text/templates of the payload for the
+	// fields of an alert: title, message, dedup_key, severity, status,
+	// resolved_when, link, image.
+	Mapping map[string]string
 }
 
+// TimeRange is [Start, End).
+type TimeRange struct {
+	Start, End time.Time
+}
+
+// Contains says whether t is in the range.
+func (r TimeRange) Contains(t time.Time) bool { return !t.Before(r.Start) && t.Before(r.End) }
+
 // Route sends the alerts of an integration whose labels match to another
-// Slack channel and/or escalation chain.
+// Slack channel and/or escalation chain, and may override their severity.
 type Route struct {
 	// Match holds equality matchers: a batch matches when each of its
 	// labels named here has exactly the value given.
-	Match      map[string]string
-	Channel    string // empty: the integration's
-	Escalation string // empty: the integration's
+	Match map[string]string
+	// MatchRE holds regular expression matchers (anchored, RE2 syntax):
+	// the label's value must match the whole expression.
+	MatchRE map[string]*regexp.Regexp
+	// NotMatch holds negative matchers: the label must not have the value
+	// given (an absent label has the empty value).
+	NotMatch   map[string]string
+	Channel    string   // empty: the integration's
+	Escalation string   // empty: the integration's
+	Severity   Severity // empty: as the source said
 }
 
 // IncidentStatus is the lifecycle state of an incident.
@@ -185,7 +245,10 @@ type Incident struct {
 	AckedAt     time.Time // zero unless acknowledged
 	AckedBy     Actor
 	ResolvedAt  time.Time // zero unless resolved
-	ResolvedBy  Actor
+	// SilencedUntil: nobody is paged for the incident before it (zero:
+	// not silenced; UntilResolved: until it is resolved).
+	SilencedUntil time.Time
+	ResolvedBy    Actor
 }
 
 // Actor is who caused a change: "source" for the monitoring tool,
@@ -208,6 +271,13 @@ func (a Actor) SlackUser() (string, bool) {
 	}
 	return id, true
 }
+
+// UntilResolved is the SilencedUntil of an incident silenced until it is
+// resolved.
+var UntilResolved = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+
+// Silenced says whether nobody is to be paged for the incident at t.
+func (inc Incident) Silenced(t time.Time) bool { return inc.SilencedUntil.After(t) }
 
 // Action is something a person does to an incident.
 type Action string
@@ -249,6 +319,13 @@ const (
 	// EventEscalationStep: the chain moved on by itself (Note: what it
 	// pages next and why).
 	EventEscalationStep EventKind = "escalation_step"
+	// EventNote: a note the source added (Opsgenie's notes) or one about a
+	// batch (a mapping template that failed, a maintenance window).
+	EventNote EventKind = "note"
+	// EventSilenced: paging is paused until the time in Note (or until
+	// resolved); EventUnsilenced ends it early.
+	EventSilenced   EventKind = "silenced"
+	EventUnsilenced EventKind = "unsilenced"
 )
 
 // Event is one entry of an incident's timeline.
@@ -377,6 +454,10 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"
 	DeliveryCancelled DeliveryStatus = "cancelled" // acknowledged or resolved before it was sent
 )
+
+// HeartbeatGroupKey groups the incidents of an integration's missed
+// heartbeats (one open at most), and its heartbeats, which resolve it.
+const HeartbeatGroupKey = "oncall:heartbeat"
 
 // Direct pages: an incident someone opens from Slack (/oncall page) is
 // an alert batch of this integration and kind; no config declares them.

@@ -19,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +71,17 @@ type Config struct {
 	// of the integration "slack" (queue.Queue). Nil: /oncall page answers
 	// that paging from Slack is unavailable.
 	Alerts AlertPublisher
+	// Integrations are the names of the config's integrations: those
+	// /oncall maintenance puts in maintenance.
+	Integrations []string
+	// IntegrationChannels maps an integration to the Slack channel id of
+	// its incidents, told when /oncall maintenance starts or ends its
+	// maintenance; integrations without one are not told.
+	IntegrationChannels map[string]string
+	// Maintenance keeps the maintenance windows started by /oncall
+	// maintenance (storage.DB). Nil: the command answers that it is
+	// unavailable.
+	Maintenance MaintenanceStore
 }
 
 // AlertPublisher queues an alert batch for the processor, which records
@@ -90,6 +103,10 @@ type Feeds interface {
 // SyncIncident of the incident.
 type IncidentService interface {
 	Act(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (oncall.Incident, error)
+	// Silence pages nobody for the incident until until
+	// (oncall.UntilResolved: until it is resolved); a zero until ends the
+	// silence. A resolved incident is returned unchanged.
+	Silence(ctx context.Context, id int64, until time.Time, actor oncall.Actor, key string) (oncall.Incident, error)
 }
 
 // Store is the part of the database the bot reads and writes
@@ -115,6 +132,10 @@ type Bot struct {
 	now       func() time.Time
 	sched     scheduling     // schedules, swaps and overrides (schedules.go)
 	alerts    AlertPublisher // nil: no /oncall page
+
+	integrations        []string          // names, for /oncall maintenance
+	integrationChannels map[string]string // integration -> channel
+	maintenance         MaintenanceStore  // nil: no /oncall maintenance
 }
 
 // New returns a Bot. Both tokens are required: without them there is no
@@ -150,6 +171,10 @@ func New(cfg Config, incidents IncidentService, store Store) (*Bot, error) {
 		pacer:     newPacer(postRate, postBurst, maxPacedChannels),
 		now:       time.Now,
 		alerts:    cfg.Alerts,
+
+		integrations:        slices.Clone(cfg.Integrations),
+		integrationChannels: maps.Clone(cfg.IntegrationChannels),
+		maintenance:         cfg.Maintenance,
 	}
 	b.sched = newScheduling(cfg, b.api, func() time.Time { return b.now() }, log)
 	return b, nil

@@ -53,6 +53,23 @@ func (s *syncingService) Act(ctx context.Context, id int64, a oncall.Action, act
 	return inc, err
 }
 
+func (s *syncingService) Silence(ctx context.Context, id int64, until time.Time, actor oncall.Actor, key string) (oncall.Incident, error) {
+	var (
+		inc oncall.Incident
+		err error
+	)
+	if until.IsZero() {
+		inc, _, err = s.db.Unsilence(ctx, id, actor, key)
+	} else {
+		inc, _, err = s.db.Silence(ctx, id, until, actor, key)
+	}
+	if err == nil {
+		err = s.bot.SyncIncident(ctx, id)
+	}
+	s.done <- err
+	return inc, err
+}
+
 func (s *syncingService) hold() (release func()) {
 	gate := make(chan struct{})
 	s.mu.Lock()
@@ -559,6 +576,7 @@ func TestSlashCommand(t *testing.T) {
 		{"  HELP  ", "*Acknowledge*"},
 		{"frobnicate now", "Unknown command `frobnicate`. Try `/oncall help`."},
 		{"<!channel>", "Unknown command `&lt;!channel&gt;`"},
+		{"help ", "`/oncall maintenance &lt;integration&gt; &lt;duration&gt;`"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.text, func(t *testing.T) {

@@ -17,7 +17,8 @@ import (
 	"github.com/oncallbot/oncall"
 )
 
-// handleInteraction handles a click on the incident message's buttons.
+// handleInteraction handles a click on the incident message's buttons and
+// menus.
 // Other interactions are ignored (they are acked already).
 func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallback) {
 	if cb.Type != slack.InteractionTypeBlockActions {
@@ -25,7 +26,7 @@ func (b *Bot) handleInteraction(ctx context.Context, cb slack.InteractionCallbac
 		return
 	}
 	for _, a := range cb.ActionCallback.BlockActions {
-		if b.handleScheduleAction(ctx, cb, a) {
+		if b.handleScheduleAction(ctx, cb, a) || b.handleSilenceAction(ctx, cb, a) {
 			continue
 		}
 		b.handleAction(ctx, cb, a)
@@ -223,8 +224,8 @@ func helpText(command string) string {
 		"*oncall* pages whoever is on call when your monitoring fires.",
 		"",
 		"Each incident is posted to its channel with buttons: *Acknowledge* (you are on it), " +
-			"*Resolve*, *Escalate* (call for help), and *Unacknowledge* / *Reopen* to undo. " +
-			"Every change is recorded in the message's thread.",
+			"*Resolve*, *Escalate* (call for help), *Silence* (page nobody for a while), and " +
+			"*Unacknowledge* / *Reopen* / *Unsilence* to undo. Every change is recorded in the message's thread.",
 		"",
 		"*Commands*",
 		"• `" + command + " who [schedule]`: who is on call now, and next",
@@ -235,6 +236,8 @@ func helpText(command string) string {
 		"• `" + command + " overrides [schedule]`: the upcoming overrides, to cancel one",
 		"• `" + command + " page &lt;person or schedule&gt; &lt;message&gt;`: page someone now; the incident is posted in this channel",
 		"• `" + command + " escalate &lt;incident&gt; [note]`: call for help on an incident, as its *Escalate* button does",
+		"• `" + command + " maintenance &lt;integration&gt; &lt;duration&gt;`: show an integration's alerts " +
+			"but page nobody for a while (e.g. `2h`, `1d`; at most 7 days); `off` ends it, alone it lists what is in maintenance",
 		"• `" + command + " help`: this help",
 		"",
 		"Times are shown in your Slack time zone; times you type are read in it.",

@@ -27,6 +27,10 @@ const (
 	ActionIDResolve       = "incident_resolve"
 	ActionIDReopen        = "incident_reopen"
 	ActionIDEscalate      = "incident_escalate"
+	// ActionIDSilence is the select menu of silences: each option's value
+	// is "<incident id>:<choice>" (silenceChoices).
+	ActionIDSilence   = "incident_silence"
+	ActionIDUnsilence = "incident_unsilence"
 )
 
 // actionOf maps a button's action id to the incident action it asks for.
@@ -65,13 +69,14 @@ const (
 	eventMetadataType = "oncall_event"
 )
 
-// RenderIncident renders an incident's Slack message: header, status, the
-// source's message, image, counts, labels and the buttons that apply to its
-// status. It depends on nothing but the incident, so rendering an unchanged
-// incident gives the same blocks (and hash) every time; times are shown
-// with Slack's <!date> so each reader sees them in their own time zone.
-func RenderIncident(inc oncall.Incident) []slack.Block {
-	return renderIncident(inc, true)
+// RenderIncident renders an incident's Slack message at now: header,
+// status, the source's message, image, counts, labels and the buttons that
+// apply to its status. It depends on nothing but the incident and whether
+// its silence is over at now, so rendering an unchanged incident gives the
+// same blocks (and hash) until then; times are shown with Slack's <!date>
+// so each reader sees them in their own time zone.
+func RenderIncident(inc oncall.Incident, now time.Time) []slack.Block {
+	return renderIncident(inc, now, true)
 }
 
 // IncidentText is the message's plain text: what notifications and
@@ -81,10 +86,15 @@ func IncidentText(inc oncall.Incident) string {
 		escape(titleOf(inc))), maxSectionText)
 }
 
-func renderIncident(inc oncall.Incident, withImage bool) []slack.Block {
+func renderIncident(inc oncall.Incident, now time.Time, withImage bool) []slack.Block {
+	silenced := inc.Status != oncall.StatusResolved && inc.Silenced(now)
+	status := statusLine(inc)
+	if silenced {
+		status += "\n:no_bell: Silenced " + untilText(inc.SilencedUntil) + ": nobody is paged"
+	}
 	blocks := []slack.Block{
 		slack.NewHeaderBlock(plain(truncate(fmt.Sprintf("%s #%d %s", headerEmoji(inc), inc.ID, titleOf(inc)), maxHeaderText))),
-		slack.NewSectionBlock(markdown(statusLine(inc)), nil, nil, slack.SectionBlockOptionBlockID("status")),
+		slack.NewSectionBlock(markdown(status), nil, nil, slack.SectionBlockOptionBlockID("status")),
 	}
 	if msg := strings.TrimSpace(inc.Message); msg != "" {
 		blocks = append(blocks, slack.NewSectionBlock(markdown(truncate(escape(msg), maxSectionText)), nil, nil,
@@ -97,10 +107,12 @@ func renderIncident(inc oncall.Incident, withImage bool) []slack.Block {
 	if len(inc.Labels) > 0 {
 		blocks = append(blocks, slack.NewContextBlock("labels", markdown(labelsLine(inc.Labels))))
 	}
-	return append(blocks, actionsBlock(inc))
+	return append(blocks, actionsBlock(inc, silenced))
 }
 
-func actionsBlock(inc oncall.Incident) *slack.ActionBlock {
+// actionsBlock holds the buttons that apply to the incident's status and,
+// while it is open, the Silence menu (or Unsilence while it is silenced).
+func actionsBlock(inc oncall.Incident, silenced bool) *slack.ActionBlock {
 	id := strconv.FormatInt(inc.ID, 10)
 	button := func(actionID, text string, style slack.Style) *slack.ButtonBlockElement {
 		b := slack.NewButtonBlockElement(actionID, id, plain(text))
@@ -123,6 +135,13 @@ func actionsBlock(inc oncall.Incident) *slack.ActionBlock {
 	default:
 		elems = append(elems, button(ActionIDAcknowledge, "Acknowledge", slack.StylePrimary),
 			button(ActionIDResolve, "Resolve", ""), escalate)
+	}
+	switch {
+	case inc.Status == oncall.StatusResolved:
+	case silenced:
+		elems = append(elems, button(ActionIDUnsilence, "Unsilence", ""))
+	default:
+		elems = append(elems, silenceMenu(inc.ID))
 	}
 	return slack.NewActionBlock("actions", elems...)
 }

@@ -38,6 +38,10 @@ func baseIncident() oncall.Incident {
 	}
 }
 
+// renderNow is when the tests render incidents: an hour after
+// baseIncident was created.
+var renderNow = time.Date(2026, 3, 1, 10, 30, 0, 0, time.UTC)
+
 func TestRenderIncidentGolden(t *testing.T) {
 	acked := baseIncident()
 	acked.Status = oncall.StatusAcknowledged
@@ -72,6 +76,12 @@ func TestRenderIncidentGolden(t *testing.T) {
 
 	bare := oncall.Incident{ID: 7, Kind: "webhook", Integration: "ci", Channel: "C0INCIDENTS", Status: oncall.StatusTriggered, AlertCount: 1}
 
+	silenced := baseIncident()
+	silenced.SilencedUntil = time.Date(2026, 3, 1, 16, 0, 0, 0, time.UTC)
+
+	silencedAcked := acked
+	silencedAcked.SilencedUntil = oncall.UntilResolved
+
 	tests := []struct {
 		name string
 		inc  oncall.Incident
@@ -83,6 +93,8 @@ func TestRenderIncidentGolden(t *testing.T) {
 		{"many_labels", many},
 		{"image", image},
 		{"bare", bare},
+		{"silenced", silenced},
+		{"silenced_until_resolved", silencedAcked},
 	}
 	fake, err := fakeslack.New(fakeslack.Config{})
 	if err != nil {
@@ -93,7 +105,7 @@ func TestRenderIncidentGolden(t *testing.T) {
 
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			text, blocks := IncidentText(tt.inc), RenderIncident(tt.inc)
+			text, blocks := IncidentText(tt.inc), RenderIncident(tt.inc, renderNow)
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)
 			enc.SetEscapeHTML(false) // keep <@U1> and &amp; readable
@@ -110,7 +122,7 @@ func TestRenderIncidentGolden(t *testing.T) {
 			}
 			// Rendering is deterministic, so an unchanged incident is not updated.
 			h1, _ := messageHash(text, blocks)
-			h2, _ := messageHash(IncidentText(tt.inc), RenderIncident(tt.inc))
+			h2, _ := messageHash(IncidentText(tt.inc), RenderIncident(tt.inc, renderNow))
 			if h1 != h2 {
 				t.Error("rendering the same incident twice gives different hashes")
 			}
@@ -119,24 +131,36 @@ func TestRenderIncidentGolden(t *testing.T) {
 }
 
 func TestRenderButtons(t *testing.T) {
+	silenceOptions := "42:30m,42:1h,42:4h,42:24h,42:resolved"
 	tests := []struct {
-		status oncall.IncidentStatus
-		want   []string
+		name     string
+		status   oncall.IncidentStatus
+		silenced time.Time
+		want     []string
+		menu     string // the values of the Silence menu's options, "" for no menu
 	}{
-		{oncall.StatusTriggered, []string{ActionIDAcknowledge, ActionIDResolve, ActionIDEscalate}},
-		{oncall.StatusAcknowledged, []string{ActionIDUnacknowledge, ActionIDResolve, ActionIDEscalate}},
-		{oncall.StatusResolved, []string{ActionIDReopen}},
+		{"triggered", oncall.StatusTriggered, time.Time{}, []string{ActionIDAcknowledge, ActionIDResolve, ActionIDEscalate}, silenceOptions},
+		{"acknowledged", oncall.StatusAcknowledged, time.Time{}, []string{ActionIDUnacknowledge, ActionIDResolve, ActionIDEscalate}, silenceOptions},
+		{"resolved", oncall.StatusResolved, time.Time{}, []string{ActionIDReopen}, ""},
+		{"triggered silenced", oncall.StatusTriggered, renderNow.Add(time.Second),
+			[]string{ActionIDAcknowledge, ActionIDResolve, ActionIDEscalate, ActionIDUnsilence}, ""},
+		{"acknowledged silenced until resolved", oncall.StatusAcknowledged, oncall.UntilResolved,
+			[]string{ActionIDUnacknowledge, ActionIDResolve, ActionIDEscalate, ActionIDUnsilence}, ""},
+		{"resolved while silenced", oncall.StatusResolved, oncall.UntilResolved, []string{ActionIDReopen}, ""},
+		{"silence ending now", oncall.StatusTriggered, renderNow,
+			[]string{ActionIDAcknowledge, ActionIDResolve, ActionIDEscalate}, silenceOptions},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.status), func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			inc := baseIncident()
-			inc.Status = tt.status
-			raw, err := json.Marshal(RenderIncident(inc))
+			inc.Status, inc.SilencedUntil = tt.status, tt.silenced
+			raw, err := json.Marshal(RenderIncident(inc, renderNow))
 			if err != nil {
 				t.Fatal(err)
 			}
+			msg := fakeslack.Message{Blocks: raw}
 			var got []string
-			for _, b := range (fakeslack.Message{Blocks: raw}).Buttons() {
+			for _, b := range msg.Buttons() {
 				if b.Value != "42" {
 					t.Errorf("button %s has value %q, want the incident id 42", b.ActionID, b.Value)
 				}
@@ -145,7 +169,39 @@ func TestRenderButtons(t *testing.T) {
 			if strings.Join(got, ",") != strings.Join(tt.want, ",") {
 				t.Errorf("buttons = %v, want %v", got, tt.want)
 			}
+			var menu []string
+			if sel, ok := msg.Select(ActionIDSilence); ok {
+				for _, o := range sel.Options {
+					menu = append(menu, o.Value)
+				}
+			}
+			if strings.Join(menu, ",") != tt.menu {
+				t.Errorf("Silence menu = %v, want %s", menu, tt.menu)
+			}
 		})
+	}
+}
+
+func TestSilenceUntil(t *testing.T) {
+	now := time.Date(2026, 11, 25, 15, 30, 0, 0, time.FixedZone("CET", 3600))
+	tests := []struct {
+		choice string
+		want   time.Time
+		ok     bool
+	}{
+		{"30m", time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC), true},
+		{"1h", time.Date(2026, 11, 25, 15, 30, 0, 0, time.UTC), true},
+		{"4h", time.Date(2026, 11, 25, 18, 30, 0, 0, time.UTC), true},
+		{"24h", time.Date(2026, 11, 26, 14, 30, 0, 0, time.UTC), true},
+		{"resolved", oncall.UntilResolved, true},
+		{"2h", time.Time{}, false},
+		{"", time.Time{}, false},
+	}
+	for _, tt := range tests {
+		got, ok := silenceUntil(tt.choice, now)
+		if ok != tt.ok || !got.Equal(tt.want) {
+			t.Errorf("silenceUntil(%q) = %v, %v; want %v, %v", tt.choice, got, ok, tt.want, tt.ok)
+		}
 	}
 }
 

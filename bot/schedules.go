@@ -131,6 +131,8 @@ func (b *Bot) slashCommand(cmd slack.SlashCommand) (reply any, work func(context
 		return b.escalateCommand(cmd)
 	case "page":
 		return b.pageCommand(cmd)
+	case "maintenance":
+		return b.maintenanceCommand(cmd)
 	default:
 		return slashReply(cmd), nil
 	}

@@ -36,6 +36,10 @@ func (noIncidents) Act(context.Context, int64, oncall.Action, oncall.Actor, stri
 	return oncall.Incident{}, oncall.ErrNotFound
 }
 
+func (noIncidents) Silence(context.Context, int64, time.Time, oncall.Actor, string) (oncall.Incident, error) {
+	return oncall.Incident{}, oncall.ErrNotFound
+}
+
 // schedHarness runs a bot with a real schedule service over a daily
 // rotation (alice, then "Bob Builder", then carol, from handoff) and the
 // overrides in a real database, against a fake Slack that knows the

@@ -63,9 +63,9 @@ const maxReplyPages = 5
 // twice.
 //
 // Updates of a busy incident are coalesced: one that changes neither the
-// status nor the escalations (counts, labels, the source's message) waits
-// until updateInterval has passed since the message was last posted or
-// updated; sooner, SyncIncident returns a *RetryAfterError for the rest of
+// status nor the escalations (counts, labels, the source's message), and
+// does not come with a silence or its end, waits until updateInterval has
+// passed since the message was last posted or updated; sooner, SyncIncident returns a *RetryAfterError for the rest of
 // the interval, and the retry shows the latest state. Thread replies are
 // never held back by this. Posts to a channel are paced to Slack's limit
 // of about one a second.
@@ -105,10 +105,11 @@ func (b *Bot) syncIncident(ctx context.Context, id int64) error {
 	if err != nil {
 		return err
 	}
-	if msg, err = b.postEvents(ctx, inc, msg); err != nil {
+	msg, silenceChanged, err := b.postEvents(ctx, inc, msg)
+	if err != nil {
 		return err
 	}
-	return b.updateMessage(ctx, inc, msg)
+	return b.updateMessage(ctx, inc, msg, silenceChanged)
 }
 
 // postMessage posts the incident's message to its channel (or, if it has
@@ -117,7 +118,8 @@ func (b *Bot) syncIncident(ctx context.Context, id int64) error {
 // to look for the message before posting again.
 func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.SlackMessage) (storage.SlackMessage, error) {
 	channel := cmp.Or(inc.Channel, old.Channel)
-	text, blocks := IncidentText(inc), RenderIncident(inc)
+	now := b.now()
+	text, blocks := IncidentText(inc), RenderIncident(inc, now)
 	hash, err := messageHash(text, blocks)
 	if err != nil {
 		return old, fmt.Errorf("sync incident %d: %w", inc.ID, err)
@@ -132,7 +134,7 @@ func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.
 
 	meta := slack.SlackMetadata{EventType: metadataEventType, EventPayload: map[string]any{"incident_id": inc.ID}}
 	var posted storage.SlackMessage
-	err = b.send(ctx, inc, blocks, func(blocks []slack.Block) error {
+	err = b.send(ctx, inc, now, blocks, func(blocks []slack.Block) error {
 		ch, ts, err := b.api.PostMessageContext(ctx, channel,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...), slack.MsgOptionMetadata(meta))
 		posted = storage.SlackMessage{IncidentID: inc.ID, Channel: ch, TS: ts}
@@ -141,7 +143,7 @@ func (b *Bot) postMessage(ctx context.Context, inc oncall.Incident, old storage.
 	if err != nil {
 		return claim, slackError(fmt.Sprintf("post incident %d to Slack channel %s", inc.ID, channel), err)
 	}
-	msg := shown(posted, inc, hash, b.now())
+	msg := shown(posted, inc, hash, now)
 	if err := b.store.SaveSlackMessage(ctx, msg); err != nil {
 		return claim, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
@@ -215,11 +217,12 @@ func slackTS(t time.Time) string {
 }
 
 // updateMessage updates the incident's message if what it shows has
-// changed, coalescing updates that change neither the status nor the
-// escalations (see SyncIncident). A message deleted in Slack is posted
-// again.
-func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) error {
-	text, blocks := IncidentText(inc), RenderIncident(inc)
+// changed, coalescing updates that change neither the status, the
+// escalations nor the silence (see SyncIncident). A message deleted in
+// Slack is posted again.
+func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage, silenceChanged bool) error {
+	now := b.now()
+	text, blocks := IncidentText(inc), RenderIncident(inc, now)
 	hash, err := messageHash(text, blocks)
 	if err != nil {
 		return fmt.Errorf("sync incident %d: %w", inc.ID, err)
@@ -227,8 +230,7 @@ func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storag
 	if msg.Hash == hash {
 		return nil
 	}
-	now := b.now()
-	if msg.Status == inc.Status && msg.Escalations == inc.Escalations {
+	if !silenceChanged && msg.Status == inc.Status && msg.Escalations == inc.Escalations {
 		if wait := msg.ShownAt.Add(updateInterval).Sub(now); wait > 0 {
 			return &RetryAfterError{
 				RetryAfter: min(wait, updateInterval), // a clock that went back waits no longer
@@ -236,7 +238,7 @@ func (b *Bot) updateMessage(ctx context.Context, inc oncall.Incident, msg storag
 			}
 		}
 	}
-	err = b.send(ctx, inc, blocks, func(blocks []slack.Block) error {
+	err = b.send(ctx, inc, now, blocks, func(blocks []slack.Block) error {
 		_, _, _, err := b.api.UpdateMessageContext(ctx, msg.Channel, msg.TS,
 			slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		return err
@@ -261,45 +263,49 @@ func shown(msg storage.SlackMessage, inc oncall.Incident, hash string, now time.
 	return msg
 }
 
-// send calls Slack with the incident's blocks. Slack refuses a message
-// whose image it cannot fetch (invalid_blocks); the message is then sent
-// again without the image rather than not at all.
-func (b *Bot) send(ctx context.Context, inc oncall.Incident, blocks []slack.Block, call func(blocks []slack.Block) error) error {
+// send calls Slack with the incident's blocks, rendered at now. Slack
+// refuses a message whose image it cannot fetch (invalid_blocks); the
+// message is then sent again without the image rather than not at all.
+func (b *Bot) send(ctx context.Context, inc oncall.Incident, now time.Time, blocks []slack.Block,
+	call func(blocks []slack.Block) error) error {
 	err := call(blocks)
 	if inc.ImageURL == "" || !slackErrorIs(err, "invalid_blocks") {
 		return err
 	}
 	b.log.Warn("Slack refused the incident message; sending it without the image", "incident", inc.ID, "err", err)
-	return call(renderIncident(inc, false))
+	return call(renderIncident(inc, now, false))
 }
 
 // postEvents posts a thread reply for each event not yet posted, and marks
 // every event posted (those that need no reply too). A thread whose message
 // was deleted in Slack gets a new message. It returns the message the
-// thread is under.
+// thread is under, and whether the events silenced or unsilenced the
+// incident: the message's controls change, to be shown at once.
 //
 // Each reply is claimed in the database before chat.postMessage, and
 // carries its event in its metadata (event_type oncall_event). A sync that
 // finds a claimed event looks for its reply in the thread before it posts,
 // so a crash between the post and saving its ts does not post the reply
 // twice.
-func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) (storage.SlackMessage, error) {
+func (b *Bot) postEvents(ctx context.Context, inc oncall.Incident, msg storage.SlackMessage) (
+	_ storage.SlackMessage, silenceChanged bool, _ error) {
 	events, err := b.store.UnpostedEvents(ctx, inc.ID)
 	if err != nil {
-		return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
+		return msg, false, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 	}
 	for _, ev := range events {
 		ts := msg.TS
 		if text, ok := eventText(inc, ev.Event, b.targetText(ctx, ev.Target)); ok {
 			if msg, ts, err = b.replyOnce(ctx, inc, msg, ev, text); err != nil {
-				return msg, err
+				return msg, false, err
 			}
 		}
 		if err := b.store.MarkEventPosted(ctx, ev.ID, ts); err != nil {
-			return msg, fmt.Errorf("sync incident %d: %w", inc.ID, err)
+			return msg, false, fmt.Errorf("sync incident %d: %w", inc.ID, err)
 		}
+		silenceChanged = silenceChanged || ev.Kind == oncall.EventSilenced || ev.Kind == oncall.EventUnsilenced
 	}
-	return msg, nil
+	return msg, silenceChanged, nil
 }
 
 // replyOnce returns the ts of the event's thread reply: the one an
@@ -389,6 +395,7 @@ func (b *Bot) postReply(ctx context.Context, msg storage.SlackMessage, ev oncall
 // is about, in mrkdwn (targetText).
 func eventText(inc oncall.Incident, ev oncall.Event, target string) (string, bool) {
 	who := actorText(ev.Actor, inc.Kind)
+	note := ev.Note
 	var text string
 	switch ev.Kind {
 	case oncall.EventPaged:
@@ -424,11 +431,27 @@ func eventText(inc oncall.Incident, ev oncall.Event, target string) (string, boo
 				text += ": no escalation chain for this incident"
 			}
 		}
+	case oncall.EventNote:
+		if note == "" {
+			return "", false
+		}
+		text = "Note"
+		if ev.Actor != oncall.ActorSystem && ev.Actor != "" {
+			text += " from " + who
+		}
+	case oncall.EventSilenced:
+		text = "Silenced by " + who
+		if until, ok := silencedUntil(note); ok {
+			text += " " + untilText(until)
+			note = ""
+		}
+	case oncall.EventUnsilenced:
+		text = "Unsilenced by " + who
 	default:
 		return "", false
 	}
-	if ev.Note != "" {
-		text += ": " + escape(ev.Note)
+	if note != "" {
+		text += ": " + escape(note)
 	}
 	return truncate(text, maxSectionText), true
 }

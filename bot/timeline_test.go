@@ -53,6 +53,38 @@ func TestPagingTimelineGolden(t *testing.T) {
 	golden.Check(t, filepath.Join("testdata", "timeline_paging.golden"), []byte(out.String()))
 }
 
+// TestNoteAndSilenceTimelineGolden renders the thread replies of notes,
+// silences and their ends.
+func TestNoteAndSilenceTimelineGolden(t *testing.T) {
+	alice := oncall.SlackActor("U0ALICE")
+	events := []oncall.Event{
+		{Kind: oncall.EventNote, Actor: oncall.ActorSource, Note: "Restarted the consumer <by hand> & it recovered"},
+		{Kind: oncall.EventNote, Actor: oncall.ActorSystem, Note: `mapping template "title" failed: map has no entry for key "name"`},
+		{Kind: oncall.EventNote, Actor: alice, Note: "looking at it"},
+		{Kind: oncall.EventSilenced, Actor: alice, Note: "until 2026-11-25T16:00:00Z"},
+		{Kind: oncall.EventSilenced, Actor: alice, Note: "until resolved"},
+		{Kind: oncall.EventSilenced, Actor: alice, Note: "until tomorrow <maybe>"}, // not one the store writes: shown as it is
+		{Kind: oncall.EventSilenced, Actor: alice},
+		{Kind: oncall.EventUnsilenced, Actor: oncall.SlackActor("U0BOB")},
+		{Kind: oncall.EventUnsilenced, Actor: oncall.ActorSystem},
+	}
+	inc := baseIncident()
+	inc.Kind = "opsgenie"
+	var out strings.Builder
+	for _, ev := range events {
+		text, ok := eventText(inc, ev, "")
+		if !ok {
+			t.Errorf("no thread reply for %s %q", ev.Kind, ev.Note)
+		}
+		fmt.Fprintf(&out, "%s %s %q\n\t%s\n", ev.Kind, ev.Actor, ev.Note, text)
+	}
+	golden.Check(t, filepath.Join("testdata", "timeline_silence.golden"), []byte(out.String()))
+
+	if text, ok := eventText(inc, oncall.Event{Kind: oncall.EventNote, Actor: oncall.ActorSource}, ""); ok {
+		t.Errorf("an empty note has a thread reply: %q", text)
+	}
+}
+
 // TestRenderPageGolden renders a page by direct message and the post of a
 // mention target, with and without a link to the incident's message.
 func TestRenderPageGolden(t *testing.T) {

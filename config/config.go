@@ -10,6 +10,9 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
+	"regexp/syntax"
+	"slices"
 	"strings"
 	"time"
 
@@ -27,6 +30,8 @@ type Config struct {
 	Schedules        []Schedule        `yaml:"schedules,omitempty"`
 	EscalationChains []EscalationChain `yaml:"escalation_chains,omitempty"`
 	Integrations     []Integration     `yaml:"integrations"`
+	// Routes are global: tried for every integration after its own.
+	Routes []Route `yaml:"routes,omitempty"`
 }
 
 // User is a person who can be paged. Email or Slack identifies the Slack
@@ -201,27 +206,95 @@ type Integration struct {
 	Channel    string  `yaml:"channel"`              // Slack channel id for its incidents
 	Escalation string  `yaml:"escalation,omitempty"` // escalation chain name
 	Routes     []Route `yaml:"routes,omitempty"`
-	Line       int     `yaml:"-"`
+	// Heartbeat, if set, is how long the integration may stay silent on
+	// its heartbeat URL before an incident is opened (at least 10s).
+	Heartbeat   Duration            `yaml:"heartbeat,omitempty"`
+	Maintenance []MaintenanceWindow `yaml:"maintenance,omitempty"`
+	// RateLimit is requests per minute accepted before 429; 0 means the
+	// default.
+	RateLimit int `yaml:"rate_limit,omitempty"`
+	// GroupKey, if set, is a text/template of the payload whose result
+	// groups the integration's alerts instead of its kind's default.
+	GroupKey string `yaml:"group_key,omitempty"`
+	// Mapping (webhook kind) holds text/templates of the payload for the
+	// fields of an alert, by field (integrations.MappingFields).
+	Mapping map[string]string `yaml:"mapping,omitempty"`
+	Line    int               `yaml:"-"`
 }
 
-// Route sends the alerts whose labels equal all of Match to another
-// escalation chain and/or channel: the first matching route of an
-// integration wins, and its Escalation and Channel, where set, replace the
-// integration's.
+// MaintenanceWindow is a time when the integration's alerts are stored and
+// shown but nobody is paged: [Start, End), both in UTC.
+type MaintenanceWindow struct {
+	Start time.Time `yaml:"start"`
+	End   time.Time `yaml:"end"`
+	Line  int       `yaml:"-"`
+}
+
+// Route sends the alerts whose labels match to another escalation chain
+// and/or channel, and may override their severity: the first matching
+// route of an integration, then of the global routes, wins, and its
+// Escalation, Channel and Severity, where set, replace the integration's
+// (or the source's). A route matches when every label of Match has its
+// value, every label of MatchRE matches its regular expression (RE2, the
+// whole value) and no label of Not has its value; an absent label has the
+// empty value. A route without any matcher matches every alert.
 type Route struct {
-	Match      map[string]string `yaml:"match"`
+	Match      map[string]string `yaml:"match,omitempty"`
+	MatchRE    map[string]string `yaml:"match_re,omitempty"`
+	Not        map[string]string `yaml:"not,omitempty"`
 	Escalation string            `yaml:"escalation,omitempty"`
 	Channel    string            `yaml:"channel,omitempty"`
-	Line       int               `yaml:"-"`
+	// Severity as written: one of critical, error, warning, info or a
+	// name oncall.ParseSeverity knows.
+	Severity string `yaml:"severity,omitempty"`
+	Line     int    `yaml:"-"`
+}
+
+// CatchAll reports whether the route has no matcher: it matches every alert.
+func (r Route) CatchAll() bool {
+	return len(r.Match) == 0 && len(r.MatchRE) == 0 && len(r.Not) == 0
+}
+
+// compileMatchRE compiles a match_re expression to match whole values.
+func compileMatchRE(expr string) (*regexp.Regexp, error) {
+	// Checked alone first: "a)|(b" would compile once wrapped, unanchored.
+	if _, err := syntax.Parse(expr, syntax.Perl); err != nil {
+		return nil, err
+	}
+	return regexp.Compile(`^(?:` + expr + `)$`)
+}
+
+// oncall returns the route as a domain value. A route whose expression
+// does not compile, possible only in a Config not made by Parse, is left
+// out (ok false): it cannot match anything.
+func (r Route) oncall() (oncall.Route, bool) {
+	out := oncall.Route{
+		Match:      maps.Clone(r.Match),
+		NotMatch:   maps.Clone(r.Not),
+		Channel:    r.Channel,
+		Escalation: r.Escalation,
+	}
+	out.Severity, _ = oncall.ParseSeverity(r.Severity)
+	if len(r.MatchRE) > 0 {
+		out.MatchRE = make(map[string]*regexp.Regexp, len(r.MatchRE))
+	}
+	for label, expr := range r.MatchRE {
+		re, err := compileMatchRE(expr)
+		if err != nil {
+			return oncall.Route{}, false
+		}
+		out.MatchRE[label] = re
+	}
+	return out, true
 }
 
 // Kinds returns the integration kinds a config may use.
 func Kinds() []string {
-	return []string{"alertmanager", "webhook"}
+	return []string{"alertmanager", "grafana", "sns", "webhook"}
 }
 
 // plannedKinds are sources still to come; naming one is an error that says so.
-var plannedKinds = []string{"grafana", "opsgenie", "pagerduty", "sns"}
+var plannedKinds = []string{"opsgenie", "pagerduty"}
 
 // Duration is a time.Duration written as a Go duration string (30s, 5m, 12h).
 type Duration time.Duration
@@ -257,7 +330,8 @@ func (c *Config) User(ref string) (User, bool) {
 }
 
 // OncallIntegrations returns the integrations as domain values, routes
-// included. (A method cannot share the name of the Integrations field.)
+// included: each integration's own, then the global ones. (A method cannot
+// share the name of the Integrations field.)
 func (c *Config) OncallIntegrations() []oncall.Integration {
 	out := make([]oncall.Integration, len(c.Integrations))
 	for i, in := range c.Integrations {
@@ -267,13 +341,19 @@ func (c *Config) OncallIntegrations() []oncall.Integration {
 			Token:      in.Token,
 			Channel:    in.Channel,
 			Escalation: in.Escalation,
+			Heartbeat:  time.Duration(in.Heartbeat),
+			RateLimit:  in.RateLimit,
+			GroupKey:   in.GroupKey,
+			Mapping:    maps.Clone(in.Mapping),
 		}
-		for _, r := range in.Routes {
-			out[i].Routes = append(out[i].Routes, oncall.Route{
-				Match:      maps.Clone(r.Match),
-				Channel:    r.Channel,
-				Escalation: r.Escalation,
-			})
+		for _, w := range in.Maintenance {
+			out[i].Maintenance = append(out[i].Maintenance, oncall.TimeRange{Start: w.Start, End: w.End})
+		}
+		// The global routes come after the integration's own.
+		for _, r := range slices.Concat(in.Routes, c.Routes) {
+			if rt, ok := r.oncall(); ok {
+				out[i].Routes = append(out[i].Routes, rt)
+			}
 		}
 	}
 	return out

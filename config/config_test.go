@@ -158,6 +158,16 @@ func TestExample(t *testing.T) {
 		{"a schedule time zone", slices.ContainsFunc(c.Schedules, func(s Schedule) bool { return s.Timezone != "" })},
 		{"a schedule channel and usergroup", slices.ContainsFunc(c.Schedules, func(s Schedule) bool { return s.Channel != "" && s.Usergroup != "" })},
 		{"routes", slices.ContainsFunc(c.Integrations, func(in Integration) bool { return len(in.Routes) > 1 })},
+		{"routes with match_re, not and severity", slices.ContainsFunc(slices.Concat(c.Routes, c.Integrations[0].Routes), func(r Route) bool {
+			return len(r.MatchRE) > 0 && len(r.Not) > 0 && r.Severity != ""
+		})},
+		{"global routes", len(c.Routes) > 0},
+		{"a catch-all route", slices.ContainsFunc(c.Integrations, func(in Integration) bool {
+			return len(in.Routes) > 0 && in.Routes[len(in.Routes)-1].CatchAll()
+		})},
+		{"heartbeat, maintenance and rate_limit", slices.ContainsFunc(c.Integrations, func(in Integration) bool {
+			return in.Heartbeat > 0 && len(in.Maintenance) > 0 && in.RateLimit > 0
+		})},
 		{"a user by Slack id", slices.ContainsFunc(c.Users, func(u User) bool { return u.Slack != "" && u.Email == "" })},
 		{"important notify rules", slices.ContainsFunc(c.Users, func(u User) bool { return len(u.Important) > 0 })},
 		{"repeat", slices.ContainsFunc(c.EscalationChains, func(ch EscalationChain) bool { return ch.Repeat > 0 })},
@@ -244,10 +254,20 @@ func withoutLines(c *Config) Config {
 	for i := range out.Integrations {
 		in := &out.Integrations[i]
 		in.Line = 0
-		in.Routes = slices.Clone(in.Routes)
-		for j := range in.Routes {
-			in.Routes[j].Line = 0
+		in.Routes = zeroRouteLines(in.Routes)
+		in.Maintenance = slices.Clone(in.Maintenance)
+		for j := range in.Maintenance {
+			in.Maintenance[j].Line = 0
 		}
+	}
+	out.Routes = zeroRouteLines(c.Routes)
+	return out
+}
+
+func zeroRouteLines(routes []Route) []Route {
+	out := slices.Clone(routes)
+	for i := range out {
+		out[i].Line = 0
 	}
 	return out
 }
@@ -395,9 +415,9 @@ func TestKinds(t *testing.T) {
 	}{
 		{"webhook", ""},
 		{"alertmanager", ""},
-		{"grafana", `k.yaml:2: kind: "grafana" is not supported yet (use one of alertmanager, webhook)`},
-		{"pagerduty", `k.yaml:2: kind: "pagerduty" is not supported yet (use one of alertmanager, webhook)`},
-		{"nagios", `k.yaml:2: kind: unknown kind "nagios" (use one of alertmanager, webhook)`},
+		{"grafana", ""},
+		{"pagerduty", `k.yaml:2: kind: "pagerduty" is not supported yet (use one of alertmanager, grafana, sns, webhook)`},
+		{"nagios", `k.yaml:2: kind: unknown kind "nagios" (use one of alertmanager, grafana, sns, webhook)`},
 	}
 	for _, tt := range tests {
 		data := "integrations:\n  - {name: a, kind: " + tt.kind + ", token: 0123456789abcdef, channel: C0A}\n"
@@ -526,5 +546,131 @@ integrations:
 	}
 	if strings.Join(c.Admins, ",") != "alice@example.com,U0BOB" {
 		t.Errorf("admins = %q", c.Admins)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	c, err := Load("testdata/valid/routing.yaml", lookup(testEnv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prom := c.Integrations[0]
+	wantOwn := []Route{{
+		Match:      map[string]string{"team": "payments"},
+		MatchRE:    map[string]string{"severity": "critical|error"},
+		Not:        map[string]string{"env": "staging"},
+		Channel:    "C0PAYMENTS",
+		Escalation: "payments",
+		Severity:   "P1",
+		Line:       20,
+	}}
+	wantGlobal := []Route{
+		{MatchRE: map[string]string{"service": "db-.*"}, Escalation: "payments", Line: 31},
+		{Severity: "info", Line: 33},
+	}
+	if !reflect.DeepEqual(prom.Routes, wantOwn) {
+		t.Errorf("integration routes:\n got  %+v\nwant %+v", prom.Routes, wantOwn)
+	}
+	if !reflect.DeepEqual(c.Routes, wantGlobal) {
+		t.Errorf("global routes:\n got  %+v\nwant %+v", c.Routes, wantGlobal)
+	}
+	if !wantGlobal[1].CatchAll() || wantGlobal[0].CatchAll() {
+		t.Error("CatchAll: want only the route without matchers")
+	}
+
+	ins := c.OncallIntegrations()
+	if len(ins) != 2 {
+		t.Fatalf("%d integrations, want 2", len(ins))
+	}
+	window := oncall.TimeRange{
+		Start: time.Date(2026, 3, 1, 21, 0, 0, 0, time.UTC),
+		End:   time.Date(2026, 3, 2, 1, 0, 0, 0, time.UTC),
+	}
+	if got := ins[0]; got.Heartbeat != 5*time.Minute || got.RateLimit != 1200 || !reflect.DeepEqual(got.Maintenance, []oncall.TimeRange{window}) {
+		t.Errorf("prometheus: heartbeat %s, rate limit %d, maintenance %v; want 5m, 1200, %v", got.Heartbeat, got.RateLimit, got.Maintenance, window)
+	}
+	if got := ins[1]; got.Heartbeat != 0 || got.RateLimit != 0 || got.Maintenance != nil {
+		t.Errorf("deploys: heartbeat %s, rate limit %d, maintenance %v; want none of them", got.Heartbeat, got.RateLimit, got.Maintenance)
+	}
+
+	// Routes with their expressions as source text, to compare.
+	type route struct {
+		Match, MatchRE, NotMatch map[string]string
+		Channel, Escalation      string
+		Severity                 oncall.Severity
+	}
+	flat := func(rs []oncall.Route) []route {
+		var out []route
+		for _, r := range rs {
+			f := route{Match: r.Match, NotMatch: r.NotMatch, Channel: r.Channel, Escalation: r.Escalation, Severity: r.Severity}
+			for label, re := range r.MatchRE {
+				if f.MatchRE == nil {
+					f.MatchRE = map[string]string{}
+				}
+				f.MatchRE[label] = re.String()
+			}
+			out = append(out, f)
+		}
+		return out
+	}
+	own := route{
+		Match:    map[string]string{"team": "payments"},
+		MatchRE:  map[string]string{"severity": "^(?:critical|error)$"},
+		NotMatch: map[string]string{"env": "staging"},
+		Channel:  "C0PAYMENTS", Escalation: "payments", Severity: oncall.SeverityCritical,
+	}
+	global := []route{
+		{MatchRE: map[string]string{"service": "^(?:db-.*)$"}, Escalation: "payments"},
+		{Severity: oncall.SeverityInfo},
+	}
+	if got, want := flat(ins[0].Routes), append([]route{own}, global...); !reflect.DeepEqual(got, want) {
+		t.Errorf("prometheus routes (own, then global):\n got  %+v\nwant %+v", got, want)
+	}
+	if got := flat(ins[1].Routes); !reflect.DeepEqual(got, global) {
+		t.Errorf("deploys routes (global only):\n got  %+v\nwant %+v", got, global)
+	}
+
+	// The expressions match whole values only.
+	re := ins[0].Routes[0].MatchRE["severity"]
+	for value, want := range map[string]bool{"critical": true, "error": true, "critical-ish": false, "not-error": false, "": false} {
+		if re.MatchString(value) != want {
+			t.Errorf("match_re critical|error on %q: %v, want %v", value, !want, want)
+		}
+	}
+	// The domain routes do not share maps with the config.
+	ins[0].Routes[0].Match["team"] = "changed"
+	if prom.Routes[0].Match["team"] != "payments" {
+		t.Error("OncallIntegrations shares the Match map with the config")
+	}
+}
+
+func TestRouteProblems(t *testing.T) {
+	const head = "escalation_chains: [{name: default, steps: [{notify_channel: here}]}]\n" +
+		"integrations:\n  - {name: a, kind: webhook, token: 0123456789abcdef, channel: C0A, routes: [%s]}\n"
+	tests := []struct {
+		name   string
+		routes string
+		want   string // "" for a valid route list
+	}{
+		{"equals", "{match: {team: db}, channel: C0DB}", ""},
+		{"regexp", `{match_re: {team: "db|web"}, channel: C0DB}`, ""},
+		{"not", "{not: {env: staging}, channel: C0DB}", ""},
+		{"severity synonym", "{match: {team: db}, severity: warn}", ""},
+		{"catch-all last", "{match: {team: db}, channel: C0DB}, {escalation: default}", ""},
+		{"empty matchers are a catch-all", "{match: {}, channel: C0DB}, {channel: C0WEB}", "r.yaml:3: route: routes after a catch-all route never match (the route at line 3 has no match, match_re or not)"},
+		{"catch-all first", "{escalation: default}, {match: {team: db}, channel: C0DB}", "r.yaml:3: route: routes after a catch-all route never match (the route at line 3 has no match, match_re or not)"},
+		{"bad regexp", `{match_re: {team: "db("}, channel: C0DB}`, `r.yaml:3: match_re.team: invalid regexp "db(": missing closing )`},
+		{"regexp escaping its anchors", `{match_re: {team: "a)|(b"}, channel: C0DB}`, `r.yaml:3: match_re.team: invalid regexp "a)|(b": unexpected )`},
+		{"unknown severity", "{match: {team: db}, severity: sev1}", `r.yaml:3: severity: unknown severity "sev1" (use critical, error, warning or info)`},
+		{"unknown chain", "{match: {team: db}, escalation: nope}", `r.yaml:3: escalation: no escalation chain named "nope"`},
+		{"nothing to do", "{match: {team: db}}", "r.yaml:3: route: set channel, escalation, severity or several of them"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("r.yaml", fmt.Appendf(nil, head, tt.routes), lookup(nil))
+			if got := fmt.Sprint(err); (tt.want == "" && err != nil) || (tt.want != "" && got != tt.want) {
+				t.Errorf("got %v, want %q", err, tt.want)
+			}
+		})
 	}
 }

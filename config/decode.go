@@ -378,6 +378,23 @@ func (d *decoder) duration(dst *Duration) field {
 	}
 }
 
+// timestamp decodes an RFC 3339 time into dst, in UTC.
+func (d *decoder) timestamp(dst *time.Time) field {
+	return func(key string, v *yaml.Node) {
+		s, ok := d.scalar(v, key)
+		if !ok {
+			return
+		}
+		t, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			d.errorf(v.Line, "%s: invalid time %q (use RFC 3339, such as 2026-03-01T22:00:00+01:00)", key, s)
+			d.failed[v] = true
+			return
+		}
+		*dst = t.UTC()
+	}
+}
+
 // stringMap decodes a mapping of strings to strings into dst.
 func (d *decoder) stringMap(dst *map[string]string) field {
 	return func(key string, v *yaml.Node) {

@@ -2,15 +2,19 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strings"
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/oncallbot/oncall"
 )
 
 // This file decodes each part of the file and checks it. Each function
@@ -42,6 +46,7 @@ func (d *decoder) config(n *yaml.Node) *Config {
 		"integrations": d.list(func(e *yaml.Node) {
 			c.Integrations = append(c.Integrations, d.integration(e))
 		}),
+		"routes": d.routes(&c.Routes),
 	})
 	if d.failed[n] {
 		return c
@@ -324,9 +329,16 @@ func (d *decoder) integration(n *yaml.Node) Integration {
 		"token":      d.str(&in.Token),
 		"channel":    d.str(&in.Channel),
 		"escalation": d.ref(&in.Escalation, refChain),
-		"routes": d.list(func(e *yaml.Node) {
-			in.Routes = append(in.Routes, d.route(e))
+		"routes":     d.routes(&in.Routes),
+		"heartbeat":  d.duration(&in.Heartbeat),
+		"maintenance": d.list(func(e *yaml.Node) {
+			if w, ok := d.maintenanceWindow(e); ok {
+				in.Maintenance = append(in.Maintenance, w)
+			}
 		}),
+		"rate_limit": d.integer(&in.RateLimit),
+		"group_key":  d.template(&in.GroupKey),
+		"mapping":    d.templateMapping(&in.Mapping),
 	})
 	what := label("integration", in.Name)
 	if d.need(in.Line, what, found, "name", in.Name == "") {
@@ -360,26 +372,125 @@ func (d *decoder) integration(n *yaml.Node) Integration {
 	if d.need(in.Line, what, found, "channel", in.Channel == "") {
 		d.checkChannel(found, "channel", in.Channel)
 	}
+	if h := in.Heartbeat; h != 0 && h < minHeartbeat && !d.failed[found.values["heartbeat"]] {
+		d.errorf(found.line("heartbeat", in.Line), "heartbeat: must be at least %s (or 0: not watched)", minHeartbeat)
+	}
+	if found.has("rate_limit") && in.RateLimit < 1 && !d.failed[found.values["rate_limit"]] {
+		d.errorf(found.line("rate_limit", in.Line), "rate_limit: must be at least 1 (requests per minute)")
+	}
+	if len(in.Mapping) > 0 && in.Kind != "" && in.Kind != "webhook" {
+		d.errorf(found.line("mapping", in.Line), "mapping: only integrations of kind webhook take a mapping, not kind %q (use group_key to group its alerts)", in.Kind)
+	}
 	return in
 }
 
-func (d *decoder) route(n *yaml.Node) Route {
-	r := Route{Line: n.Line}
+// minHeartbeat is the shortest heartbeat timeout: shorter ones would fire
+// on the ordinary jitter of the monitoring tools that send them.
+const minHeartbeat = Duration(10 * time.Second)
+
+// maintenanceWindow decodes {start, end}; ok is false when either is
+// missing or invalid.
+func (d *decoder) maintenanceWindow(n *yaml.Node) (MaintenanceWindow, bool) {
+	w := MaintenanceWindow{Line: n.Line}
+	e := d.item(n, "maintenance window")
+	if e == nil {
+		return w, false
+	}
+	found := d.mapping(e, "maintenance window", map[string]field{
+		"start": d.timestamp(&w.Start),
+		"end":   d.timestamp(&w.End),
+	})
+	start := d.need(w.Line, "maintenance window", found, "start", w.Start.IsZero())
+	end := d.need(w.Line, "maintenance window", found, "end", w.End.IsZero())
+	if !start || !end {
+		return w, false
+	}
+	if !w.End.After(w.Start) {
+		d.errorf(found.line("end", w.Line), "end: must be after start")
+		return w, false
+	}
+	return w, true
+}
+
+// routes decodes a list of routes into dst. A catch-all route matches
+// every alert, so only the last route of a list may be one.
+func (d *decoder) routes(dst *[]Route) field {
+	return func(key string, v *yaml.Node) {
+		catchAll := 0 // line of the catch-all route met so far
+		d.sequence(v, key, func(e *yaml.Node) {
+			r, all := d.route(e)
+			if catchAll > 0 {
+				d.errorf(r.Line, "route: routes after a catch-all route never match (the route at line %d has no match, match_re or not)", catchAll)
+				catchAll = -1 // reported once per list
+			} else if all && catchAll == 0 {
+				catchAll = r.Line
+			}
+			*dst = append(*dst, r)
+		})
+	}
+}
+
+// route decodes one route; all reports a catch-all, a route without
+// matchers. A matcher that could not be decoded or was misspelt (both
+// reported) does not make one.
+func (d *decoder) route(n *yaml.Node) (r Route, all bool) {
+	r = Route{Line: n.Line}
 	e := d.item(n, "route")
 	if e == nil {
-		return r
+		return r, false
 	}
 	found := d.mapping(e, "route", map[string]field{
 		"match":      d.stringMap(&r.Match),
+		"match_re":   d.matchRE(&r.MatchRE),
+		"not":        d.stringMap(&r.Not),
 		"escalation": d.ref(&r.Escalation, refChain),
 		"channel":    d.str(&r.Channel),
+		"severity":   d.str(&r.Severity),
 	})
-	d.need(r.Line, "route", found, "match", len(r.Match) == 0)
-	if !d.given(found, "escalation", r.Escalation != "") && !d.given(found, "channel", r.Channel != "") {
-		d.errorf(r.Line, "route: set escalation, channel or both")
+	if !d.given(found, "escalation", r.Escalation != "") && !d.given(found, "channel", r.Channel != "") &&
+		!d.given(found, "severity", r.Severity != "") {
+		d.errorf(r.Line, "route: set channel, escalation, severity or several of them")
 	}
 	d.checkChannel(found, "channel", r.Channel)
-	return r
+	if _, ok := oncall.ParseSeverity(r.Severity); r.Severity != "" && !ok {
+		d.errorf(found.line("severity", r.Line), "severity: unknown severity %q (use critical, error, warning or info)", r.Severity)
+	}
+	all = !d.given(found, "match", len(r.Match) > 0) && !d.given(found, "match_re", len(r.MatchRE) > 0) &&
+		!d.given(found, "not", len(r.Not) > 0)
+	return r, all
+}
+
+// matchRE decodes match_re, a mapping of labels to regular expressions,
+// and reports each expression that does not compile at its line.
+func (d *decoder) matchRE(dst *map[string]string) field {
+	return func(key string, v *yaml.Node) {
+		d.stringMap(dst)(key, v)
+		n := d.resolve(v)
+		if n == nil || n.Kind != yaml.MappingNode {
+			return // reported by stringMap
+		}
+		checked := map[string]bool{}
+		for _, p := range d.pairs(n, 0) {
+			label := p.key.Value
+			expr, ok := (*dst)[label]
+			if !ok || checked[label] {
+				continue // not decoded (reported), or overridden by an earlier key
+			}
+			checked[label] = true
+			if _, err := compileMatchRE(expr); err != nil {
+				d.errorf(p.value.Line, "%s.%s: invalid regexp %q: %s", key, label, expr, regexpProblem(err))
+			}
+		}
+	}
+}
+
+// regexpProblem says what is wrong with an expression, without repeating
+// the expression as the error of regexp/syntax does.
+func regexpProblem(err error) string {
+	if se, ok := errors.AsType[*syntax.Error](err); ok {
+		return se.Code.String()
+	}
+	return err.Error()
 }
 
 // checkRefs reports names that refer to nothing defined in c.

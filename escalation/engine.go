@@ -348,6 +348,13 @@ func (e *Engine) process(ctx context.Context, esc storage.EscalationState, now t
 		return up, nil, nil
 	}
 
+	if inc.Silenced(now) && esc.State == storage.EscalationRunning {
+		// Silenced: the chain waits, to go on from where it is.
+		if !inc.SilencedUntil.Equal(oncall.UntilResolved) {
+			up.NextRunAt = inc.SilencedUntil
+		}
+		return up, nil, nil
+	}
 	escalate := esc.Escalate
 	switch esc.State {
 	case storage.EscalationExhausted:

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -19,6 +20,8 @@ import (
 type Store interface {
 	RecordBatch(ctx context.Context, b oncall.AlertBatch) (storage.RecordResult, error)
 	Transition(ctx context.Context, id int64, a oncall.Action, actor oncall.Actor, key string) (oncall.Incident, bool, error)
+	Silence(ctx context.Context, id int64, until time.Time, actor oncall.Actor, key string) (oncall.Incident, bool, error)
+	Unsilence(ctx context.Context, id int64, actor oncall.Actor, key string) (oncall.Incident, bool, error)
 }
 
 // Notifier is told about every committed change of an incident, so that the
@@ -87,8 +90,15 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 		s.log.Warn(what, "integration", b.Integration, "kind", b.Kind, "batch", b.ID, "incident", res.IncidentID,
 			"channel", b.Channel)
 	}
+	if res.IncidentID == 0 && b.Heartbeat {
+		s.log.Debug("heartbeat recorded", "integration", b.Integration, "batch", b.ID)
+		return nil
+	}
 	if res.IncidentID == 0 {
 		why := "resolved alert without an open incident"
+		if b.Action != "" || b.Note != "" {
+			why = "action or note of the source without an open incident"
+		}
 		if res.Stale {
 			why = "firing alert older than the resolve already recorded for its group; no incident opened"
 		}
@@ -125,6 +135,40 @@ func (s *Service) Act(ctx context.Context, id int64, a oncall.Action, actor onca
 				// incident (it re-reads it) repairs what it can.
 				s.log.Error("escalation did not follow the action", "incident", id, "action", a, "err", err)
 			}
+		}
+	}
+	if err := s.notify.PublishIncidentChanged(ctx, id); err != nil {
+		return inc, fmt.Errorf("announce incident %d: %w", id, err)
+	}
+	return inc, nil
+}
+
+// Silence pauses the paging of an incident until until
+// (oncall.UntilResolved: until it is resolved); Unsilence (until zero)
+// ends it. key makes a retried request idempotent. The incident is
+// announced, as Act does.
+func (s *Service) Silence(ctx context.Context, id int64, until time.Time, actor oncall.Actor, key string) (
+	oncall.Incident, error) {
+	var (
+		inc     oncall.Incident
+		changed bool
+		err     error
+		what    = "silence"
+	)
+	if until.IsZero() {
+		what = "unsilence"
+		inc, changed, err = s.store.Unsilence(ctx, id, actor, key)
+	} else {
+		inc, changed, err = s.store.Silence(ctx, id, until, actor, key)
+	}
+	s.actions.WithLabelValues(what, actionOutcome(changed, err)).Inc()
+	if err != nil {
+		return inc, fmt.Errorf("%s incident %d: %w", what, id, err)
+	}
+	if changed {
+		s.log.Info("incident "+what+"d", "incident", id, "actor", actor, "until", until)
+		if s.escalator != nil {
+			s.escalator.Wake() // an unsilenced chain is due now
 		}
 	}
 	if err := s.notify.PublishIncidentChanged(ctx, id); err != nil {

@@ -47,6 +47,14 @@ func appendBatchJSON(dst []byte, b *oncall.AlertBatch) (_ []byte, ok bool) {
 		}
 		dst = append(dst, ']')
 	}
+	dst = appendOptional(dst, "action", string(b.Action))
+	dst = appendOptional(dst, "note", b.Note)
+	if b.Heartbeat {
+		dst = append(dst, `,"heartbeat":true`...)
+	}
+	if b.Maintenance {
+		dst = append(dst, `,"maintenance":true`...)
+	}
 	return append(dst, '}'), true
 }
 

@@ -115,6 +115,8 @@ func fill(t *testing.T, v reflect.Value) {
 		v.SetBytes([]byte(`{}`))
 	case v.Kind() == reflect.String:
 		v.SetString("<" + v.Type().Name() + ">")
+	case v.Kind() == reflect.Bool:
+		v.SetBool(true)
 	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && v.Type().Elem().Kind() == reflect.String:
 		v.Set(reflect.ValueOf(map[string]string{"b": "2", "a": "1"}).Convert(v.Type()))
 	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Struct:

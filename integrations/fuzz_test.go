@@ -20,6 +20,10 @@ func FuzzParseAlertmanager(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) { fuzzParser(t, ParseAlertmanager, body) })
 }
 
+func FuzzParseGrafana(f *testing.F) {
+	f.Fuzz(func(t *testing.T, body []byte) { fuzzParser(t, ParseGrafana, body) })
+}
+
 // fuzzParser checks that parse either rejects body with an *InputError or
 // returns a batch that satisfies every invariant, raw body included.
 func fuzzParser(t *testing.T, parse Parser, body []byte) {

@@ -17,6 +17,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -52,14 +53,57 @@ const (
 
 // Handler serves POST /integrations/{kind}/{token}.
 type Handler struct {
-	pub            Publisher
-	log            *slog.Logger
-	parsers        map[string]Parser
-	tokens         []tokenEntry
-	publishTimeout time.Duration
-	maxBatchBytes  int
-	metrics        metrics
+	pub     Publisher
+	log     *slog.Logger
+	parsers map[string]Parser
+	// special kinds under /integrations/ answer a request themselves
+	// (SNS confirms subscriptions); they queue through Accept.
+	special map[string]kindFunc
+	// kinds are those whose tokens are kept: the above and those with
+	// endpoints of their own (PagerDuty's, Opsgenie's).
+	kinds map[string]bool
+	// By integration name: the parser of an integration with a mapping or
+	// a group_key template (its templates compiled once), and the group
+	// key template of kinds with endpoints of their own.
+	integrationParsers map[string]Parser
+	groupKeys          map[string]func(*oncall.AlertBatch, []byte)
+	tokens             []tokenEntry
+	publishTimeout     time.Duration
+	maxBatchBytes      int
+	metrics            metrics
+	limits             *limiter
+	notice             RateLimitNotice
+	outcomes           atomic.Pointer[BatchOutcomes] // set once the database is reached
+	sns                snsConfig                     // the sns kind's certificate fetches and confirmations
 }
+
+// BatchOutcomes tells what became of accepted batches (storage.DB), for
+// Opsgenie's request status.
+type BatchOutcomes interface {
+	// BatchOutcome returns oncall.ErrNotFound for a batch not stored yet.
+	BatchOutcome(ctx context.Context, batchID string) (oncall.BatchOutcome, error)
+}
+
+// SetBatchOutcomes gives the handler the database's record of processed
+// batches, once it is reached; until then a request status is unknown.
+func (h *Handler) SetBatchOutcomes(o BatchOutcomes) { h.outcomes.Store(&o) }
+
+// batchOutcomes returns the record of processed batches, nil before
+// SetBatchOutcomes.
+func (h *Handler) batchOutcomes() BatchOutcomes {
+	if p := h.outcomes.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// kindFunc answers a request of a special kind, its integration found and
+// its body read, and returns the status code it sent.
+type kindFunc func(w http.ResponseWriter, r *http.Request, in oncall.Integration, body []byte, now time.Time) int
+
+// RateLimitNotice is told, once an hour at most, that an integration is
+// over its rate limit (a note in its Slack channel).
+type RateLimitNotice func(ctx context.Context, in oncall.Integration, perMinute int)
 
 // tokenEntry is one configured integration; only the hash of its token is
 // kept.
@@ -75,6 +119,12 @@ type Option func(*Handler)
 // is answered 503 (default DefaultPublishTimeout).
 func WithPublishTimeout(d time.Duration) Option {
 	return func(h *Handler) { h.publishTimeout = d }
+}
+
+// WithRateLimitNotice sets who is told that an integration is over its
+// rate limit.
+func WithRateLimitNotice(n RateLimitNotice) Option {
+	return func(h *Handler) { h.notice = n }
 }
 
 // WithMaxBatchBytes sets the largest encoded batch handed to the queue; it
@@ -101,6 +151,20 @@ func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg pr
 		publishTimeout: DefaultPublishTimeout,
 		maxBatchBytes:  DefaultMaxBatchBytes,
 		metrics:        newMetrics(log, reg),
+		limits:         newLimiter(),
+	}
+	h.special = h.specialKinds()
+	h.integrationParsers = map[string]Parser{}
+	h.groupKeys = map[string]func(*oncall.AlertBatch, []byte){}
+	h.kinds = map[string]bool{}
+	for kind := range h.parsers {
+		h.kinds[kind] = true
+	}
+	for kind := range h.special {
+		h.kinds[kind] = true
+	}
+	for _, kind := range endpointKinds {
+		h.kinds[kind] = true
 	}
 	for _, o := range opts {
 		o(h)
@@ -115,8 +179,8 @@ func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg pr
 			log.Warn("integration has no token; it cannot receive alerts", "integration", it.Name, "kind", it.Kind)
 			continue
 		}
-		if _, ok := h.parsers[it.Kind]; !ok {
-			log.Warn("integration kind not served under /integrations/; it cannot receive alerts there", "integration", it.Name, "kind", it.Kind)
+		if !h.kinds[it.Kind] {
+			log.Warn("integration kind not served; it cannot receive alerts", "integration", it.Name, "kind", it.Kind)
 			continue
 		}
 		e := tokenEntry{hash: sha256.Sum256([]byte(it.Token)), integration: it}
@@ -127,6 +191,12 @@ func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg pr
 			seen[key] = true
 		}
 		h.tokens = append(h.tokens, e)
+		if p := ParserFor(it, it.Kind); p != nil {
+			h.integrationParsers[it.Name] = p
+		}
+		if f := GroupKeyFunc(it); f != nil {
+			h.groupKeys[it.Name] = f
+		}
 	}
 	return h
 }
@@ -134,13 +204,16 @@ func NewHandler(in []oncall.Integration, pub Publisher, log *slog.Logger, reg pr
 // Register adds the handler's routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/integrations/{kind}/{token}", h.serveIntegration)
+	mux.HandleFunc("/integrations/{kind}/{token}/heartbeat", h.serveHeartbeat)
+	h.registerPagerDuty(mux)
+	h.registerOpsgenie(mux)
 }
 
 func (h *Handler) serveIntegration(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	kind := r.PathValue("kind")
 	code := h.ingest(w, r, kind, r.PathValue("token"))
-	if _, ok := h.parsers[kind]; !ok {
+	if !h.kinds[kind] {
 		kind = "unknown" // bounded label values
 	}
 	h.metrics.requests.WithLabelValues(kind, strconv.Itoa(code)).Inc()
@@ -157,7 +230,8 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 		return writeError(w, http.StatusMethodNotAllowed, "method not allowed, use POST")
 	}
 	parse, ok := h.parsers[kind]
-	if !ok {
+	special, isSpecial := h.special[kind]
+	if !ok && !isSpecial {
 		reqLog().Debug("ingest rejected: unknown kind")
 		return writeError(w, http.StatusNotFound, "unknown integration kind "+quoteShort(kind))
 	}
@@ -167,6 +241,9 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 		return writeError(w, http.StatusUnauthorized, msgUnauthorized)
 	}
 	inLog := func() *slog.Logger { return reqLog().With("integration", in.Name) }
+	if p := h.integrationParsers[in.Name]; p != nil {
+		parse = p
+	}
 
 	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), r.ContentLength)
 	if err != nil {
@@ -179,45 +256,19 @@ func (h *Handler) ingest(w http.ResponseWriter, r *http.Request, kind, token str
 	}
 
 	now := time.Now().UTC()
+	if isSpecial {
+		return special(w, r, in, body, now)
+	}
 	b, err := parse(body, now)
 	if err != nil {
 		inLog().Info("ingest rejected: bad payload", "err", err)
 		return writeError(w, http.StatusBadRequest, err.Error())
 	}
-	if r, ok := route(in.Routes, b.Labels); ok {
-		b.Channel, b.Escalation = r.Channel, r.Escalation
-	}
-	b.ID = newBatchID()
-	b.Integration = in.Name
-	b.Kind = kind
-	b.ReceivedAt = now
-	// A batch too large with its raw body is queued without it.
-	data, err := encodeBatch(&b, storableJSON(body), h.maxBatchBytes)
+	id, err := h.Accept(r.Context(), in, kind, b, body, now)
 	if err != nil {
-		inLog().Error("ingest failed", "err", err)
-		return writeError(w, http.StatusInternalServerError, "internal error")
+		return writeAcceptError(w, err)
 	}
-	if len(data) > h.maxBatchBytes {
-		inLog().Info("ingest rejected: batch too large", "bytes", len(data))
-		return writeError(w, http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("alert batch too large: %d bytes once normalized, limit %d; send fewer alerts per request", len(data), h.maxBatchBytes))
-	}
-
-	// The outcome must not depend on the client hanging up: once started,
-	// the publish runs to its PubAck or its timeout.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), h.publishTimeout)
-	defer cancel()
-	if err := h.pub.PublishAlertData(ctx, b.ID, b.Kind, data); err != nil {
-		inLog().Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
-		return writeError(w, http.StatusServiceUnavailable, msgUnavailable)
-	}
-	h.metrics.alerts.WithLabelValues(in.Name).Add(float64(len(b.Alerts)))
-	if h.log.Enabled(r.Context(), slog.LevelDebug) {
-		inLog().Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
-			"channel", b.Channel, "escalation", b.Escalation)
-	}
-	return writeAccepted(w, b.ID, len(b.Alerts))
+	return writeAccepted(w, id, len(b.Alerts))
 }
 
 // readBody reads r to its end like io.ReadAll, into a buffer sized for

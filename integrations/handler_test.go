@@ -28,6 +28,7 @@ const (
 	amToken      = "am-secret-7f3a"
 	webhookToken = "wh-secret-19bc"
 	sharedToken  = "shared-secret-55d0" // configured for both kinds
+	grafanaToken = "gf-secret-3c81"
 	// waitLimit bounds every wait for the queue so a broken test fails
 	// instead of hanging; it is not a performance expectation.
 	waitLimit = 20 * time.Second
@@ -44,7 +45,8 @@ var testIntegrations = []oncall.Integration{
 	{Name: "shared-am", Kind: "alertmanager", Token: sharedToken},
 	{Name: "shared-hook", Kind: "webhook", Token: sharedToken},
 	{Name: "no-token", Kind: "webhook"},
-	{Name: "future", Kind: "grafana", Token: "grafana-secret"},
+	{Name: "future", Kind: "zabbix", Token: "zabbix-secret-0123"},
+	{Name: "grafana", Kind: "grafana", Token: grafanaToken, Channel: "C3"},
 }
 
 // env is a handler in front of a real embedded queue.
@@ -185,9 +187,15 @@ func (e *env) sentinel(t *testing.T) {
 func TestHandlerAccepts(t *testing.T) {
 	e := newEnv(t)
 	e.consume(t)
-	tokens := map[string]string{"webhook": webhookToken, "alertmanager": amToken}
-	names := map[string]string{"webhook": "hooks", "alertmanager": "prometheus"}
-	for kind, parse := range builtinParsers() {
+	tokens := map[string]string{"webhook": webhookToken, "alertmanager": amToken, "grafana": grafanaToken}
+	names := map[string]string{"webhook": "hooks", "alertmanager": "prometheus", "grafana": "grafana"}
+	for kind := range builtinParsers() {
+		var parse Parser
+		for _, it := range testIntegrations {
+			if it.Name == names[kind] {
+				parse = ParserFor(it, kind) // as the handler parses for it
+			}
+		}
 		inputs, err := filepath.Glob(filepath.Join("testdata", kind, "*.json"))
 		if err != nil || len(inputs) == 0 {
 			t.Fatalf("golden inputs of %s: %v", kind, err)
@@ -317,12 +325,12 @@ func TestHandlerRejects(t *testing.T) {
 		{"token of another kind", "POST", "/integrations/webhook/" + amToken, valid, 401, unauthorized, ""},
 		{"blank token", "POST", "/integrations/webhook/%20", valid, 401, unauthorized, ""},
 		{"token prefix", "POST", "/integrations/webhook/" + webhookToken[:5], valid, 401, unauthorized, ""},
-		{"kind without parser", "POST", "/integrations/grafana/grafana-secret", valid, 404, "", `unknown integration kind "grafana"`},
+		{"kind without parser", "POST", "/integrations/zabbix/zabbix-secret-0123", valid, 404, "", `unknown integration kind "zabbix"`},
 		{"unknown kind", "POST", "/integrations/nagios/" + webhookToken, valid, 404, "", `unknown integration kind "nagios"`},
 		{"GET", "GET", "/integrations/webhook/" + webhookToken, nil, 405, "", "method not allowed"},
 		{"PUT", "PUT", "/integrations/webhook/" + webhookToken, valid, 405, "", "method not allowed"},
 		{"body over 1 MiB", "POST", "/integrations/webhook/" + webhookToken, oversized(MaxBodyBytes + 1), 413, "", "request body larger than 1048576 bytes"},
-		{"body of exactly 1 MiB is read", "POST", "/integrations/webhook/" + webhookToken, oversized(MaxBodyBytes), 400, "", "title: required"},
+		{"body of exactly 1 MiB is read", "POST", "/integrations/webhook/" + webhookToken, oversized(MaxBodyBytes), 400, "", "title: expected string, got number"},
 		{"bad payload", "POST", "/integrations/alertmanager/" + amToken, valid, 400, "", "groupKey: required"},
 	}
 	for _, tc := range tests {
@@ -344,7 +352,7 @@ func TestHandlerRejects(t *testing.T) {
 	}
 	e.sentinel(t)
 
-	for _, secret := range []string{amToken, webhookToken, sharedToken, "grafana-secret"} {
+	for _, secret := range []string{amToken, webhookToken, sharedToken, "zabbix-secret-0123"} {
 		if strings.Contains(e.logs.String(), secret) {
 			t.Errorf("a token appears in the logs")
 		}
@@ -353,7 +361,7 @@ func TestHandlerRejects(t *testing.T) {
 
 // oversized is a JSON object of exactly n bytes without a title.
 func oversized(n int) []byte {
-	prefix, suffix := `{"message":"`, `"}`
+	prefix, suffix := `{"title":1,"message":"`, `"}` // a bad title: any other JSON object is an alert
 	return []byte(prefix + strings.Repeat("x", n-len(prefix)-len(suffix)) + suffix)
 }
 
@@ -486,7 +494,7 @@ func TestLookupConstantTimeOverAll(t *testing.T) {
 		{"alertmanager", sharedToken, "shared-am"},
 		{"webhook", amToken, ""},
 		{"webhook", "", ""},
-		{"grafana", "grafana-secret", ""},
+		{"zabbix", "zabbix-secret-0123", ""},
 	}
 	for _, tc := range tests {
 		in, ok := h.lookup(tc.kind, tc.token)

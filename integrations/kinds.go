@@ -24,5 +24,12 @@ func builtinParsers() map[string]Parser {
 	return map[string]Parser{
 		"webhook":      ParseWebhook,
 		"alertmanager": ParseAlertmanager,
+		"grafana":      ParseGrafana,
 	}
 }
+
+// endpointKinds have HTTP endpoints of their own rather than
+// /integrations/{kind}/{token}: PagerDuty's Events API (/v2/enqueue, the
+// token in the body) and Opsgenie's Alert API (/v2/alerts, the token in a
+// header).
+var endpointKinds = []string{"pagerduty", "opsgenie"}

@@ -11,6 +11,7 @@ type metrics struct {
 	requests *prometheus.CounterVec   // kind, code
 	alerts   *prometheus.CounterVec   // integration
 	duration *prometheus.HistogramVec // kind
+	limited  *prometheus.CounterVec   // integration
 }
 
 // newMetrics creates the ingest metrics and registers them on reg unless it
@@ -20,7 +21,7 @@ func newMetrics(log *slog.Logger, reg prometheus.Registerer) metrics {
 	m := metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncall_ingest_requests_total",
-			Help: "Requests to /integrations/{kind}/{token} by kind and HTTP status code.",
+			Help: "Requests to the ingest endpoints (/integrations, /v2/enqueue, /v2/alerts) by kind and HTTP status code.",
 		}, []string{"kind", "code"}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "oncall_ingest_alerts_total",
@@ -31,6 +32,10 @@ func newMetrics(log *slog.Logger, reg prometheus.Registerer) metrics {
 			Help:    "Time to answer an ingest request, queueing included, by kind.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"kind"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oncall_ingest_rate_limited_total",
+			Help: "Requests refused with 429 because their integration was over its rate limit, by integration.",
+		}, []string{"integration"}),
 	}
 	if reg == nil {
 		return m
@@ -38,6 +43,7 @@ func newMetrics(log *slog.Logger, reg prometheus.Registerer) metrics {
 	m.requests = register(log, reg, m.requests)
 	m.alerts = register(log, reg, m.alerts)
 	m.duration = register(log, reg, m.duration)
+	m.limited = register(log, reg, m.limited)
 	return m
 }
 

@@ -79,7 +79,6 @@ var badInputs = []badInput{
 	{"alertmanager", "array instead of object", `[]`, "expected a JSON object, got array"},
 	{"alertmanager", "truncated body", `{"version":"4","groupKey":"g","status":"firing","alerts":[{"status":"fir`, "malformed JSON at byte 72: unexpected end of JSON input"},
 
-	{"webhook", "missing title", `{"message": "m"}`, "title: required"},
 	{"webhook", "blank title", `{"title": " \t"}`, "title: required"},
 	{"webhook", "NUL title", `{"title": "\u0000"}`, "title: required"},
 	{"webhook", "NUL and blank title", `{"title": "\u0000 \u0000"}`, "title: required"},

@@ -28,14 +28,27 @@ import (
 // same title join one incident and a "resolved" with that title resolves it.
 // The batch holds one alert whose fingerprint is the dedup key (or the
 // title). The alert starts at now when firing and ends at now when resolved.
+//
+// A JSON object without a title member (or a null one) is another tool's
+// JSON: its fields are found among the members common tools use (see
+// defaultAlert), leniently, and it is titled "Alert from webhook" if none
+// holds a title. A body with a title is held to our format.
 func ParseWebhook(body []byte, now time.Time) (oncall.AlertBatch, error) {
+	b, _, err := parseWebhook(body, now, "webhook")
+	return b, err
+}
+
+// parseWebhook is ParseWebhook for the integration named source, after
+// which an alert without a title is named. It also returns the payload of
+// a body in another format, as decodePayload decodes it; nil for ours.
+func parseWebhook(body []byte, now time.Time, source string) (oncall.AlertBatch, map[string]any, error) {
 	// Almost every body is a plain object of the documented members: decode
 	// it in one pass. Anything else, or any problem, goes through the
 	// document parser, which names the path at fault.
 	if b, ok := parseWebhookFast(body, now); ok {
-		return b, nil
+		return b, nil, nil
 	}
-	return parseWebhookDocument(body, now)
+	return parseWebhookSlow(body, now, source)
 }
 
 // parseWebhookFast is ParseWebhook's typed fast path. It reports false
@@ -53,11 +66,25 @@ func parseWebhookFast(body []byte, now time.Time) (oncall.AlertBatch, bool) {
 // parseWebhookDocument is ParseWebhook through the document parser, whose
 // errors name the path at fault.
 func parseWebhookDocument(body []byte, now time.Time) (oncall.AlertBatch, error) {
+	b, _, err := parseWebhookSlow(body, now, "webhook")
+	return b, err
+}
+
+// parseWebhookSlow is parseWebhook through the document parser.
+func parseWebhookSlow(body []byte, now time.Time, source string) (oncall.AlertBatch, map[string]any, error) {
 	doc, err := parseDocument(body)
 	if err != nil {
-		return oncall.AlertBatch{}, err
+		return oncall.AlertBatch{}, nil, err
 	}
-	return buildWebhook(doc, now)
+	if _, ours := doc.member("title"); ours {
+		b, err := buildWebhook(doc, now)
+		return b, nil, err
+	}
+	payload, err := decodePayload(body)
+	if err != nil {
+		return oncall.AlertBatch{}, nil, err
+	}
+	return defaultAlert(payload).batch(now, source), payload, nil
 }
 
 // webhookFields are the members of a webhook body, decoded by the document

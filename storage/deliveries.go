@@ -33,6 +33,7 @@ func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
 			JOIN incidents i ON i.id = d.incident_id
 			WHERE d.status = 'pending' AND d.due_at <= $1
 			  AND (i.status = 'triggered' OR i.status = 'acknowledged' AND d.created_at > i.acked_at)
+			  AND (i.silenced_until IS NULL OR i.silenced_until <= $1)
 			ORDER BY d.due_at, d.id
 			LIMIT $2
 			FOR UPDATE OF d SKIP LOCKED`, now, limit)
@@ -207,15 +208,15 @@ func (db *DB) BeginDelivery(ctx context.Context, id int64, now time.Time, lease 
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		c = DeliveryClaim{}
 		var (
-			sendingAt, leaseUntil, ackedAt *time.Time
-			incidentStatus                 oncall.IncidentStatus
+			sendingAt, leaseUntil, ackedAt, silenced *time.Time
+			incidentStatus                           oncall.IncidentStatus
 		)
 		// The incident first, then the delivery: the order every other
 		// writer of both takes them in.
 		err := tx.QueryRow(ctx, `
-			SELECT i.status, i.acked_at FROM incidents i
+			SELECT i.status, i.acked_at, i.silenced_until FROM incidents i
 			WHERE i.id = (SELECT incident_id FROM deliveries WHERE id = $1)
-			FOR UPDATE`, id).Scan(&incidentStatus, &ackedAt)
+			FOR UPDATE`, id).Scan(&incidentStatus, &ackedAt, &silenced)
 		if err == nil {
 			err = tx.QueryRow(ctx, `SELECT sending_at, lease_until FROM deliveries WHERE id = $1 FOR UPDATE`, id).
 				Scan(&sendingAt, &leaseUntil)
@@ -242,7 +243,8 @@ func (db *DB) BeginDelivery(ctx context.Context, id int64, now time.Time, lease 
 			return nil // done already
 		}
 		stale := incidentStatus == oncall.StatusResolved ||
-			incidentStatus == oncall.StatusAcknowledged && ackedAt != nil && !d.CreatedAt.After(*ackedAt)
+			incidentStatus == oncall.StatusAcknowledged && ackedAt != nil && !d.CreatedAt.After(*ackedAt) ||
+			silenced != nil && silenced.After(now)
 		if stale && d.Status != oncall.DeliverySending {
 			_, err := tx.Exec(ctx, `UPDATE deliveries SET status = 'cancelled' WHERE id = $1`, id)
 			if err != nil {

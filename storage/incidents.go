@@ -77,7 +77,13 @@ func validateBatch(b oncall.AlertBatch) error {
 	if b.Status != oncall.AlertFiring && b.Status != oncall.AlertResolved {
 		return fmt.Errorf("status %q is neither firing nor resolved", b.Status)
 	}
+	switch b.Action {
+	case "", oncall.ActionAcknowledge, oncall.ActionUnacknowledge:
+	default:
+		return fmt.Errorf("action %q of a source is neither acknowledge nor unacknowledge", b.Action)
+	}
 	var c textCheck
+	c.text("note", b.Note)
 	c.text("id", b.ID)
 	c.text("integration", b.Integration)
 	c.text("kind", b.Kind)
@@ -160,11 +166,17 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 	b oncall.AlertBatch) (RecordResult, error) {
 	// The batch row first: a concurrent delivery of the same batch waits
 	// here for this transaction, then finds it recorded.
+	// A source's action or note carries no alerts: it has no status of
+	// the group, and must not make a resolve received before it stale.
+	var status *oncall.AlertStatus
+	if len(b.Alerts) > 0 || b.Action == "" && b.Note == "" {
+		status = &b.Status
+	}
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO alert_batches (id, integration_id, received_at, raw, group_key, status)
 		VALUES ($1, $2, COALESCE($3, now()), $4, $5, $6)
 		ON CONFLICT (id) DO NOTHING`,
-		b.ID, integrationID, nullTime(b.ReceivedAt), []byte(b.Raw), b.GroupKey, b.Status)
+		b.ID, integrationID, nullTime(b.ReceivedAt), []byte(b.Raw), b.GroupKey, status)
 	if err != nil {
 		return RecordResult{}, fmt.Errorf("insert batch: %w", err)
 	}
@@ -185,6 +197,14 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 		return RecordResult{}, fmt.Errorf("lock group %q: %w", b.GroupKey, err)
 	}
 
+	if b.Heartbeat {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO integration_heartbeats (integration_id, last_seen) VALUES ($1, COALESCE($2, now()))
+			ON CONFLICT (integration_id) DO UPDATE SET last_seen = greatest(integration_heartbeats.last_seen, EXCLUDED.last_seen)`,
+			integrationID, nullTime(b.ReceivedAt)); err != nil {
+			return RecordResult{}, fmt.Errorf("record heartbeat: %w", err)
+		}
+	}
 	if b.Channel != "" {
 		channel = b.Channel
 	}
@@ -198,10 +218,15 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 	if open.stale {
 		// alerts rows need an incident: the batch row (with its raw body)
 		// is the record of this one.
-		return RecordResult{Stale: true}, nil
+		return RecordResult{Stale: true}, setOutcome(ctx, tx, b.ID, "stale")
 	}
 	if open.id == 0 {
-		return RecordResult{}, nil // resolved, and nothing open to resolve
+		// resolved, acted on or noted, and nothing open
+		outcome := "no_incident"
+		if b.Heartbeat {
+			outcome = "heartbeat"
+		}
+		return RecordResult{}, setOutcome(ctx, tx, b.ID, outcome)
 	}
 	res := RecordResult{IncidentID: open.id, Created: open.created}
 	if !open.created && b.Status == oncall.AlertResolved {
@@ -210,20 +235,36 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 		}
 	}
 
+	// What the batch did, kept for Opsgenie's request status: created,
+	// joined, resolved, acknowledged, unacknowledged (a source's action;
+	// "unchanged" when it did not apply), noted.
+	outcome := "joined"
 	switch {
 	case open.created:
+		outcome = "created"
 		err = addEvent(ctx, tx, open.id, oncall.EventCreated, oncall.ActorSource, b.Title)
-		if err == nil && escalation != "" {
+		var maintenance bool
+		if err == nil {
+			maintenance, err = inMaintenance(ctx, tx, b)
+		}
+		switch {
+		case err != nil:
+		case maintenance:
+			err = addEvent(ctx, tx, open.id, oncall.EventNote, oncall.ActorSystem,
+				"the integration is in maintenance: shown, nobody is paged")
+		case escalation != "":
 			// In the same transaction: an incident is never left without
 			// the chain that pages for it.
 			err = startEscalation(ctx, tx, open.id, escalation, cmp.Or(b.ReceivedAt, time.Now()))
 		}
+	case b.Action != "" && b.Status == oncall.AlertFiring:
+		outcome, err = sourceAction(ctx, tx, open.id, b.Action, b.ReceivedAt)
 	case res.Stale:
 		// Its alerts count as received; the incident stays as it is.
 		_, err = tx.Exec(ctx, `UPDATE incidents SET alert_count = alert_count + $2, updated_at = now() WHERE id = $1`,
 			open.id, len(b.Alerts))
 	case b.Status == oncall.AlertResolved:
-		res.Resolved = true
+		res.Resolved, outcome = true, "resolved"
 		_, err = tx.Exec(ctx, `
 			UPDATE incidents
 			SET status = 'resolved', resolved_at = now(), resolved_by = $2,
@@ -235,6 +276,8 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 		if err == nil {
 			err = stopEscalation(ctx, tx, open.id, time.Time{})
 		}
+	case len(b.Alerts) == 0:
+		outcome = "noted" // a note alone: the incident stays as it is
 	default:
 		_, err = tx.Exec(ctx, `
 			UPDATE incidents
@@ -247,17 +290,93 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 			err = addEvent(ctx, tx, open.id, oncall.EventAlert, oncall.ActorSource, b.Title)
 		}
 	}
+	if err == nil && b.Note != "" {
+		err = addEvent(ctx, tx, open.id, oncall.EventNote, oncall.ActorSource, b.Note)
+	}
 	if err != nil {
 		return RecordResult{}, fmt.Errorf("update incident %d: %w", open.id, err)
 	}
 
-	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET incident_id = $2 WHERE id = $1`, b.ID, open.id); err != nil {
+	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET incident_id = $2, outcome = $3 WHERE id = $1`,
+		b.ID, open.id, outcome); err != nil {
 		return RecordResult{}, fmt.Errorf("link batch to incident %d: %w", open.id, err)
 	}
 	if err := insertAlerts(ctx, tx, open.id, b, !res.Stale); err != nil {
 		return RecordResult{}, fmt.Errorf("insert alerts of incident %d: %w", open.id, err)
 	}
 	return res, nil
+}
+
+// setOutcome records what a batch that touched no incident did.
+func setOutcome(ctx context.Context, tx pgx.Tx, batchID, outcome string) error {
+	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET outcome = $2 WHERE id = $1`, batchID, outcome); err != nil {
+		return fmt.Errorf("record outcome of batch: %w", err)
+	}
+	return nil
+}
+
+// inMaintenance says whether the batch's integration is in maintenance:
+// a window of the config (the batch is marked) or one started from Slack.
+func inMaintenance(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (bool, error) {
+	if b.Maintenance {
+		return true, nil
+	}
+	var in bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM integration_maintenance WHERE integration = $1 AND until > now())`,
+		b.Integration).Scan(&in)
+	if err != nil {
+		return false, fmt.Errorf("look up maintenance: %w", err)
+	}
+	return in, nil
+}
+
+// sourceAction applies what the source did to the open incident (locked
+// by the caller): acknowledge stops its chain, unacknowledge runs it again,
+// in the same transaction. It returns the outcome; "unchanged" when the
+// action does not apply to the incident's status.
+func sourceAction(ctx context.Context, tx pgx.Tx, incidentID int64, a oncall.Action, at time.Time) (string, error) {
+	var status oncall.IncidentStatus
+	if err := tx.QueryRow(ctx, `SELECT status FROM incidents WHERE id = $1`, incidentID).Scan(&status); err != nil {
+		return "", fmt.Errorf("load status: %w", err)
+	}
+	switch {
+	case a == oncall.ActionAcknowledge && status == oncall.StatusTriggered:
+		if _, err := tx.Exec(ctx, `
+			UPDATE incidents SET status = 'acknowledged', acked_at = clock_timestamp(), acked_by = $2, updated_at = now()
+			WHERE id = $1`, incidentID, oncall.ActorSource); err != nil {
+			return "", err
+		}
+		if err := addEvent(ctx, tx, incidentID, oncall.EventAcknowledged, oncall.ActorSource, ""); err != nil {
+			return "", err
+		}
+		return "acknowledged", stopEscalation(ctx, tx, incidentID, time.Time{})
+	case a == oncall.ActionUnacknowledge && status == oncall.StatusAcknowledged:
+		if _, err := tx.Exec(ctx, `
+			UPDATE incidents SET status = 'triggered', acked_at = NULL, acked_by = NULL, updated_at = now()
+			WHERE id = $1`, incidentID); err != nil {
+			return "", err
+		}
+		if err := addEvent(ctx, tx, incidentID, oncall.EventUnacknowledged, oncall.ActorSource, ""); err != nil {
+			return "", err
+		}
+		_, err := tx.Exec(ctx, `
+			UPDATE incident_escalations
+			SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
+			    escalate = false, next_run_at = COALESCE($2, now()), updated_at = now()
+			WHERE incident_id = $1 AND state <> 'running'`, incidentID, nullTime(at))
+		return "unacknowledged", err
+	case a == oncall.ActionAcknowledge || a == oncall.ActionUnacknowledge:
+		return "unchanged", nil
+	}
+	return "", fmt.Errorf("action %q from a source is not supported", a)
+}
+
+// opensIncident says whether a batch opens an incident when its group has
+// none open: a firing batch of alerts does; a resolve, a source's action
+// or a note without alerts acts on the open incident only.
+func opensIncident(b oncall.AlertBatch) bool {
+	return b.Status == oncall.AlertFiring && b.Action == "" && len(b.Alerts) > 0
 }
 
 // olderThanLatestFiring says whether a resolved batch was received before
@@ -316,7 +435,7 @@ func lockOrCreateOpenIncident(ctx context.Context, tx pgx.Tx, integrationID int6
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return openIncident{}, fmt.Errorf("find open incident of group %q: %w", b.GroupKey, err)
 		}
-		if b.Status != oncall.AlertFiring {
+		if !opensIncident(b) {
 			return openIncident{}, nil
 		}
 		var stale bool
@@ -403,13 +522,13 @@ func (db *DB) Incident(ctx context.Context, id int64) (oncall.Incident, error) {
 
 func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, error) {
 	var (
-		inc                 oncall.Incident
-		ackedAt, resolvedAt *time.Time
+		inc                           oncall.Incident
+		ackedAt, resolvedAt, silenced *time.Time
 	)
 	err := q.QueryRow(ctx, `
 		SELECT i.id, g.name, g.kind, i.channel, i.group_key, i.status, i.title, i.message, i.severity, i.link,
 		       i.image_url, i.labels, i.alert_count, c.firing, c.resolved, e.escalations, i.escalation, i.created_at, i.updated_at,
-		       i.acked_at, COALESCE(i.acked_by, ''), i.resolved_at, COALESCE(i.resolved_by, '')
+		       i.acked_at, COALESCE(i.acked_by, ''), i.resolved_at, COALESCE(i.resolved_by, ''), i.silenced_until
 		FROM incidents i
 		JOIN integrations g ON g.id = i.integration_id
 		CROSS JOIN LATERAL (
@@ -424,7 +543,7 @@ func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, er
 		WHERE i.id = $1`, id).Scan(
 		&inc.ID, &inc.Integration, &inc.Kind, &inc.Channel, &inc.GroupKey, &inc.Status, &inc.Title, &inc.Message,
 		&inc.Severity, &inc.Link, &inc.ImageURL, &inc.Labels, &inc.AlertCount, &inc.Firing, &inc.Resolved, &inc.Escalations,
-		&inc.Escalation, &inc.CreatedAt, &inc.UpdatedAt, &ackedAt, &inc.AckedBy, &resolvedAt, &inc.ResolvedBy)
+		&inc.Escalation, &inc.CreatedAt, &inc.UpdatedAt, &ackedAt, &inc.AckedBy, &resolvedAt, &inc.ResolvedBy, &silenced)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return oncall.Incident{}, fmt.Errorf("incident %d: %w", id, oncall.ErrNotFound)
 	}
@@ -432,7 +551,7 @@ func loadIncident(ctx context.Context, q querier, id int64) (oncall.Incident, er
 		return oncall.Incident{}, fmt.Errorf("load incident %d: %w", id, err)
 	}
 	inc.CreatedAt, inc.UpdatedAt = inc.CreatedAt.UTC(), inc.UpdatedAt.UTC()
-	inc.AckedAt, inc.ResolvedAt = derefTime(ackedAt), derefTime(resolvedAt)
+	inc.AckedAt, inc.ResolvedAt, inc.SilencedUntil = derefTime(ackedAt), derefTime(resolvedAt), derefTime(silenced)
 	return inc, nil
 }
 
@@ -633,4 +752,35 @@ func deref(p *int64) int64 {
 		return 0
 	}
 	return *p
+}
+
+// BatchOutcome returns what processing a batch did; oncall.ErrNotFound
+// when no batch of that id is stored (not processed yet, or never
+// accepted).
+func (db *DB) BatchOutcome(ctx context.Context, batchID string) (oncall.BatchOutcome, error) {
+	var (
+		o          oncall.BatchOutcome
+		incidentID *int64
+		groupKey   *string
+		outcome    *string
+	)
+	err := db.pool.QueryRow(ctx, `
+		SELECT incident_id, group_key, outcome, processed_at FROM alert_batches WHERE id = $1`, batchID).
+		Scan(&incidentID, &groupKey, &outcome, &o.ProcessedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return oncall.BatchOutcome{}, fmt.Errorf("batch %q: %w", batchID, oncall.ErrNotFound)
+	}
+	if err != nil {
+		return oncall.BatchOutcome{}, fmt.Errorf("load outcome of batch %q: %w", batchID, err)
+	}
+	o.Processed, o.IncidentID, o.GroupKey, o.Action = true, deref(incidentID), derefString(groupKey), derefString(outcome)
+	o.ProcessedAt = o.ProcessedAt.UTC()
+	return o, nil
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
 }

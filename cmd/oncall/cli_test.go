@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oncallbot/oncall/internal/golden"
 	"github.com/oncallbot/oncall/internal/pgtest"
 )
 
@@ -66,10 +67,11 @@ func TestConfigCheck(t *testing.T) {
 		stderr string // a part of it
 	}{
 		{
-			name:   "valid file",
-			env:    env,
-			args:   []string{"config", "check", valid},
-			stdout: valid + ": ok (integrations: 1, schedules: 0, escalation chains: 0, users: 0)\n",
+			name: "valid file",
+			env:  env,
+			args: []string{"config", "check", valid},
+			stdout: valid + ": ok (integrations: 1, schedules: 0, escalation chains: 0, users: 0)\n" +
+				"integration prometheus (alertmanager) -> channel C0123456789\n",
 		},
 		{
 			name: "two problems",
@@ -113,6 +115,16 @@ func TestConfigCheck(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConfigCheckRouting checks the routing config check shows: each
+// integration's routes in the order they are tried, then the global ones.
+func TestConfigCheckRouting(t *testing.T) {
+	got := runCLI(t, nil, "config", "check", "testdata/routing.yaml")
+	if got.code != 0 {
+		t.Fatalf("exit %d\n%s%s", got.code, got.stdout, got.stderr)
+	}
+	golden.Check(t, "testdata/routing.golden", []byte(got.stdout))
 }
 
 // TestConfigCheckExample keeps the example configs valid.

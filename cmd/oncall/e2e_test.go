@@ -273,7 +273,7 @@ func TestIngestRejectsBadInput(t *testing.T) {
 		errorHas string
 	}{
 		{"malformed JSON", webhookURL(srv.URL), []byte(`{"title": "Disk full"`), http.StatusBadRequest, ""},
-		{"no title", webhookURL(srv.URL), []byte(`{"message": "no title"}`), http.StatusBadRequest, "title"},
+		{"no title", webhookURL(srv.URL), []byte(`{"title": 42}`), http.StatusBadRequest, "title"},
 		{"wrong token", srv.URL + "/integrations/webhook/not-a-token-of-ours-000", webhookAlert(t, "x", "k", "firing"), http.StatusUnauthorized, "unknown or disabled integration token"},
 		{"token of another kind", srv.URL + "/integrations/webhook/" + alertmanagerToken, webhookAlert(t, "x", "k", "firing"), http.StatusUnauthorized, "unknown or disabled integration token"},
 		{"unknown kind", srv.URL + "/integrations/nagios/" + webhookToken, webhookAlert(t, "x", "k", "firing"), http.StatusNotFound, "nagios"},

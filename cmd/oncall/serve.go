@@ -156,7 +156,16 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	// Leave room for the message headers within the server's limit.
 	maxBatch := integrations.WithMaxBatchBytes(q.MaxPayload() - 4<<10)
-	integrations.NewHandler(integs, q, log, reg, maxBatch).Register(mux)
+	// Told once an hour that an integration is over its rate limit: the
+	// bot, once Slack is up.
+	var rateNotice atomic.Pointer[integrations.RateLimitNotice]
+	ingest := integrations.NewHandler(integs, q, log, reg, maxBatch,
+		integrations.WithRateLimitNotice(func(ctx context.Context, in oncall.Integration, perMinute int) {
+			if n := rateNotice.Load(); n != nil {
+				(*n)(ctx, in, perMinute)
+			}
+		}))
+	ingest.Register(mux)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -198,6 +207,7 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 	}
 	defer d.Close()
 	db.Store(d)
+	ingest.SetBatchOutcomes(d)
 
 	schedules := schedule.NewService(defs, d, &http.Client{Timeout: 30 * time.Second}, log)
 	plans := escalation.NewPlans(cfg)
@@ -251,12 +261,20 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 			targets[def.Name] = bot.AnnounceTarget{Channel: def.Channel, Usergroup: def.Usergroup, Location: def.Location}
 		}
 		withSchedules.Alerts = q
+		withSchedules.Maintenance = d
+		withSchedules.IntegrationChannels = map[string]string{}
+		for _, it := range integs {
+			withSchedules.Integrations = append(withSchedules.Integrations, it.Name)
+			withSchedules.IntegrationChannels[it.Name] = it.Channel
+		}
 		b, berr := bot.New(withSchedules, svc, d)
 		var ann *bot.Announcer
 		if berr == nil {
 			b.SetFeeds(feeds.Links(o.PublicURL, b.SlackUser))
 			senders[oncall.NotifySlack] = b.Pager()
 			book.slackUser = b.SlackUser
+			notice := integrations.RateLimitNotice(b.RateLimitNotice)
+			rateNotice.Store(&notice)
 			ann, berr = bot.NewAnnouncer(bot.AnnouncerConfig{Slack: slackCfg, Schedules: schedules, Targets: targets, Store: d, SlackUser: b.LookupSlackUser})
 		}
 		if berr != nil {
@@ -296,6 +314,8 @@ func serve(ctx context.Context, o serveOptions, log *slog.Logger) error {
 			}
 		})
 		workers.Go(func() { engine.Run(ctx) })
+		watcher := escalation.NewHeartbeatWatcher(d, integs, svc.Process, o.clock, log)
+		workers.Go(func() { watcher.Run(ctx) })
 		consume("pager", func() error { return q.ConsumeDeliveries(ctx, worker.Handle) })
 		consume("alert processor", func() error { return q.ConsumeAlerts(ctx, svc.Process) })
 		consume("notifier", func() error { return q.ConsumeIncidentChanges(ctx, syncIncident) })

@@ -116,7 +116,12 @@ func (v *blockValidator) block(path string, b map[string]any) {
 		}
 		actionIDs := map[string]bool{}
 		for i, e := range elems {
-			v.button(fmt.Sprintf("%s/elements/%d", path, i), e, actionIDs)
+			p := fmt.Sprintf("%s/elements/%d", path, i)
+			if m, ok := e.(map[string]any); ok && m["type"] == "static_select" {
+				v.staticSelect(p, m, actionIDs)
+				continue
+			}
+			v.button(p, e, actionIDs)
 		}
 	case "image":
 		v.image(path, b)
@@ -182,21 +187,11 @@ func (v *blockValidator) url(path string, u any, required bool) {
 func (v *blockValidator) button(path string, e any, actionIDs map[string]bool) {
 	m, ok := e.(map[string]any)
 	if !ok || m["type"] != "button" {
-		v.fail(path+"/type", "unsupported element type (the fake knows buttons only)")
+		v.fail(path+"/type", "unsupported element type (the fake knows buttons and static selects only)")
 		return
 	}
 	v.text(path+"/text", m["text"], true, "plain_text", maxButtonText)
-	if id, ok := m["action_id"]; ok {
-		s, _ := id.(string)
-		switch {
-		case s == "" || utf8.RuneCountInString(s) > maxActionID:
-			v.fail(path+"/action_id", "must be 1 to %d characters", maxActionID)
-		case actionIDs[s]:
-			v.fail(path+"/action_id", "duplicate action_id %q in block", s)
-		default:
-			actionIDs[s] = true
-		}
-	}
+	v.actionID(path, m, actionIDs)
 	if val, ok := m["value"]; ok {
 		s, _ := val.(string)
 		if utf8.RuneCountInString(s) > maxButtonValue {
@@ -215,5 +210,32 @@ func (v *blockValidator) button(path string, e any, actionIDs map[string]bool) {
 		v.text(path+"/confirm/text", cm["text"], true, "", maxConfirmText)
 		v.text(path+"/confirm/confirm", cm["confirm"], true, "plain_text", maxConfirmButton)
 		v.text(path+"/confirm/deny", cm["deny"], true, "plain_text", maxConfirmButton)
+	}
+}
+
+// staticSelect checks a static_select menu of an actions block.
+func (v *blockValidator) staticSelect(path string, m map[string]any, actionIDs map[string]bool) {
+	v.actionID(path, m, actionIDs)
+	if ph, ok := m["placeholder"]; ok {
+		v.text(path+"/placeholder", ph, true, "plain_text", maxPlaceholder)
+	}
+	v.selectOptions(path, m)
+}
+
+// actionID checks the optional action id of an interactive element, unique
+// within its block.
+func (v *blockValidator) actionID(path string, m map[string]any, actionIDs map[string]bool) {
+	id, ok := m["action_id"]
+	if !ok {
+		return
+	}
+	s, _ := id.(string)
+	switch {
+	case s == "" || utf8.RuneCountInString(s) > maxActionID:
+		v.fail(path+"/action_id", "must be 1 to %d characters", maxActionID)
+	case actionIDs[s]:
+		v.fail(path+"/action_id", "duplicate action_id %q in block", s)
+	default:
+		actionIDs[s] = true
 	}
 }

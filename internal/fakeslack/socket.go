@@ -379,3 +379,71 @@ func (s *Server) ClickButton(ctx context.Context, c Click) (Ack, error) {
 	ack.ResponseURL = responseURL
 	return ack, err
 }
+
+// Choice says who picks which option of which select menu on which
+// message.
+type Choice struct {
+	Channel  string
+	TS       string // the message's ts
+	UserID   string
+	ActionID string // the select menu's
+	Value    string // the option's
+}
+
+// ChooseOption sends the block_actions interaction Slack sends when the
+// user picks the option with the value from the static_select menu with
+// the action id on the message as it stands now, and waits for the ack.
+// It fails if the message has no such menu or the menu no such option.
+// Each call is a new choice (fresh action_ts and trigger_id).
+func (s *Server) ChooseOption(ctx context.Context, c Choice) (Ack, error) {
+	s.mu.Lock()
+	m := s.find(c.Channel, c.TS)
+	var msg Message
+	if m != nil {
+		msg = m.clone()
+	}
+	actionTS := s.newTS()
+	s.mu.Unlock()
+	if m == nil {
+		return Ack{}, fmt.Errorf("fake slack: no message %s in %s", c.TS, c.Channel)
+	}
+	sel, ok := msg.Select(c.ActionID)
+	if !ok {
+		return Ack{}, fmt.Errorf("fake slack: message %s has no select menu %q", c.TS, c.ActionID)
+	}
+	i := slices.IndexFunc(sel.Options, func(o Option) bool { return o.Value == c.Value })
+	if i < 0 {
+		return Ack{}, fmt.Errorf("fake slack: select menu %q has no option %q (has %v)", c.ActionID, c.Value, sel.Options)
+	}
+	triggerID, responseURL := s.nextInteraction("actions", c.UserID, c.Channel)
+	option := map[string]any{
+		"text":  map[string]any{"type": "plain_text", "text": sel.Options[i].Text, "emoji": true},
+		"value": c.Value,
+	}
+	action := map[string]any{
+		"type":            "static_select",
+		"action_id":       sel.ActionID,
+		"block_id":        sel.BlockID,
+		"selected_option": option,
+		"action_ts":       actionTS,
+	}
+	container := map[string]any{"type": "message", "message_ts": msg.TS, "channel_id": msg.Channel, "is_ephemeral": false}
+	state := map[string]any{sel.BlockID: map[string]any{sel.ActionID: map[string]any{"type": "static_select", "selected_option": option}}}
+	payload := map[string]any{
+		"type":         "block_actions",
+		"user":         map[string]any{"id": c.UserID, "username": c.UserID, "name": c.UserID, "team_id": TeamID},
+		"api_app_id":   AppID,
+		"token":        "verification-token",
+		"container":    container,
+		"trigger_id":   triggerID,
+		"team":         map[string]any{"id": TeamID, "domain": "fake"},
+		"channel":      map[string]any{"id": msg.Channel, "name": "incidents"},
+		"message":      msg.wire(false),
+		"state":        map[string]any{"values": state},
+		"response_url": responseURL,
+		"actions":      []any{action},
+	}
+	ack, err := s.SendInteraction(ctx, payload)
+	ack.ResponseURL = responseURL
+	return ack, err
+}

@@ -97,6 +97,54 @@ func (m Message) Button(actionID string) (Button, bool) {
 	return Button{}, false
 }
 
+// Select is a static_select menu of a message's actions blocks.
+type Select struct {
+	BlockID  string
+	ActionID string
+	Options  []Option
+}
+
+// Option is an option of a select menu.
+type Option struct {
+	Text  string
+	Value string
+}
+
+// Select returns the static_select menu with the action id.
+func (m Message) Select(actionID string) (Select, bool) {
+	var blocks []struct {
+		Type     string `json:"type"`
+		BlockID  string `json:"block_id"`
+		Elements []struct {
+			Type     string `json:"type"`
+			ActionID string `json:"action_id"`
+			Options  []struct {
+				Text struct {
+					Text string `json:"text"`
+				} `json:"text"`
+				Value string `json:"value"`
+			} `json:"options"`
+		} `json:"elements"`
+	}
+	_ = json.Unmarshal(m.Blocks, &blocks)
+	for _, b := range blocks {
+		if b.Type != "actions" {
+			continue
+		}
+		for _, e := range b.Elements {
+			if e.Type != "static_select" || e.ActionID != actionID {
+				continue
+			}
+			sel := Select{BlockID: b.BlockID, ActionID: e.ActionID}
+			for _, o := range e.Options {
+				sel.Options = append(sel.Options, Option{Text: o.Text.Text, Value: o.Value})
+			}
+			return sel, true
+		}
+	}
+	return Select{}, false
+}
+
 // wire is the message as Slack returns it in API answers.
 func (m *Message) wire(withMetadata bool) map[string]any {
 	w := map[string]any{"type": "message", "user": BotUserID, "bot_id": BotID, "text": m.Text, "ts": m.TS, "team": TeamID}

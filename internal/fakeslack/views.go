@@ -276,29 +276,34 @@ func (v *blockValidator) input(path string, b map[string]any) {
 	}
 	switch e["type"] {
 	case "static_select":
-		options, _ := e["options"].([]any)
-		if len(options) == 0 || len(options) > maxSelectOption {
-			v.fail(p+"/options", "must have 1 to %d items", maxSelectOption)
-		}
-		var values []string
-		for i, o := range options {
-			om, _ := o.(map[string]any)
-			op := fmt.Sprintf("%s/options/%d", p, i)
-			v.text(op+"/text", om["text"], true, "plain_text", maxOptionText)
-			val, _ := om["value"].(string)
-			if val == "" || utf8.RuneCountInString(val) > maxOptionValue {
-				v.fail(op+"/value", "must be 1 to %d characters", maxOptionValue)
-			}
-			values = append(values, val)
-		}
-		if init, ok := e["initial_option"].(map[string]any); ok {
-			if val, _ := init["value"].(string); !slices.Contains(values, val) {
-				v.fail(p+"/initial_option", "must be one of the options")
-			}
-		}
+		v.selectOptions(p, e)
 	case "users_select", "datetimepicker", "datepicker", "timepicker", "plain_text_input":
 	default:
 		v.fail(p+"/type", "unsupported input element %v", e["type"])
+	}
+}
+
+// selectOptions checks the options of a static_select element e at path p.
+func (v *blockValidator) selectOptions(p string, e map[string]any) {
+	options, _ := e["options"].([]any)
+	if len(options) == 0 || len(options) > maxSelectOption {
+		v.fail(p+"/options", "must have 1 to %d items", maxSelectOption)
+	}
+	var values []string
+	for i, o := range options {
+		om, _ := o.(map[string]any)
+		op := fmt.Sprintf("%s/options/%d", p, i)
+		v.text(op+"/text", om["text"], true, "plain_text", maxOptionText)
+		val, _ := om["value"].(string)
+		if val == "" || utf8.RuneCountInString(val) > maxOptionValue {
+			v.fail(op+"/value", "must be 1 to %d characters", maxOptionValue)
+		}
+		values = append(values, val)
+	}
+	if init, ok := e["initial_option"].(map[string]any); ok {
+		if val, _ := init["value"].(string); !slices.Contains(values, val) {
+			v.fail(p+"/initial_option", "must be one of the options")
+		}
 	}
 }
 
