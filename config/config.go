@@ -290,11 +290,11 @@ func (r Route) oncall() (oncall.Route, bool) {
 
 // Kinds returns the integration kinds a config may use.
 func Kinds() []string {
-	return []string{"alertmanager", "grafana", "sns", "webhook"}
+	return []string{"alertmanager", "grafana", "opsgenie", "pagerduty", "sns", "webhook"}
 }
 
 // plannedKinds are sources still to come; naming one is an error that says so.
-var plannedKinds = []string{"opsgenie", "pagerduty"}
+var plannedKinds []string
 
 // Duration is a time.Duration written as a Go duration string (30s, 5m, 12h).
 type Duration time.Duration

@@ -416,8 +416,10 @@ func TestKinds(t *testing.T) {
 		{"webhook", ""},
 		{"alertmanager", ""},
 		{"grafana", ""},
-		{"pagerduty", `k.yaml:2: kind: "pagerduty" is not supported yet (use one of alertmanager, grafana, sns, webhook)`},
-		{"nagios", `k.yaml:2: kind: unknown kind "nagios" (use one of alertmanager, grafana, sns, webhook)`},
+		{"pagerduty", ""},
+		{"opsgenie", ""},
+		{"sns", ""},
+		{"nagios", `k.yaml:2: kind: unknown kind "nagios" (use one of alertmanager, grafana, opsgenie, pagerduty, sns, webhook)`},
 	}
 	for _, tt := range tests {
 		data := "integrations:\n  - {name: a, kind: " + tt.kind + ", token: 0123456789abcdef, channel: C0A}\n"
