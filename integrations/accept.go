@@ -109,9 +109,14 @@ func writeAcceptError(w http.ResponseWriter, err error) int {
 		return writeError(w, http.StatusInternalServerError, "internal error")
 	}
 	if ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(ae.RetryAfter.Round(time.Second), time.Second)/time.Second)))
+		setRetryAfter(w, ae.RetryAfter)
 	}
 	return writeError(w, ae.Status, ae.Message)
+}
+
+// setRetryAfter sets Retry-After to d in whole seconds, at least one.
+func setRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.Itoa(int(max(d.Round(time.Second), time.Second)/time.Second)))
 }
 
 // rateLimited tells, once an hour per integration, that alerts of in are

@@ -413,38 +413,10 @@ func (a webhookAlert) batch(now time.Time, source string) oncall.AlertBatch {
 	if a.resolved {
 		status = oncall.AlertResolved
 	}
-	groupKey, fingerprint := "dedup:", boundedID(a.dedupKey)
-	if strings.TrimSpace(fingerprint) == "" {
-		groupKey, fingerprint = "title:", boundedID(titleKey)
-	}
-	groupKey += fingerprint
-
-	alert := oncall.Alert{
-		Fingerprint: fingerprint,
-		Status:      status,
-		Title:       title,
-		Message:     clean(a.message, maxMessageRunes),
-		Severity:    severity,
-		Link:        clean(a.link, maxURLBytes),
-		ImageURL:    clean(a.image, maxURLBytes),
-		Labels:      maps.Clone(a.labels),
-	}
-	if status == oncall.AlertFiring {
-		alert.StartsAt = now.UTC()
-	} else {
-		alert.EndsAt = now.UTC()
-	}
-	return oncall.AlertBatch{
-		GroupKey: groupKey,
-		Status:   status,
-		Title:    alert.Title,
-		Message:  alert.Message,
-		Severity: severity,
-		Link:     alert.Link,
-		ImageURL: alert.ImageURL,
-		Labels:   a.labels,
-		Alerts:   []oncall.Alert{alert},
-	}
+	return singleAlert(a.dedupKey, titleKey, oncall.Alert{
+		Status: status, Title: title, Message: clean(a.message, maxMessageRunes), Severity: severity,
+		Link: clean(a.link, maxURLBytes), ImageURL: clean(a.image, maxURLBytes), Labels: a.labels,
+	}, now)
 }
 
 // integrationTemplates are the compiled templates of one integration.

@@ -277,7 +277,7 @@ func (h *Handler) opsgenieAccept(w http.ResponseWriter, r *http.Request, in onca
 			return writeOpsgenieError(w, http.StatusInternalServerError, "Internal error", nil, start)
 		}
 		if ae.RetryAfter > 0 {
-			w.Header().Set("Retry-After", strconv.Itoa(int(max(ae.RetryAfter.Round(time.Second), time.Second)/time.Second)))
+			setRetryAfter(w, ae.RetryAfter)
 		}
 		return writeOpsgenieError(w, ae.Status, ae.Message, nil, start)
 	}

@@ -539,7 +539,7 @@ func writePagerDutyAcceptError(w http.ResponseWriter, err error) int {
 		ae = &AcceptError{Status: http.StatusInternalServerError, Message: "internal error"}
 	}
 	if ae.RetryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(int(max(ae.RetryAfter.Round(time.Second), time.Second)/time.Second)))
+		setRetryAfter(w, ae.RetryAfter)
 	}
 	return writeJSON(w, ae.Status, pdResponse{Status: strings.ToLower(http.StatusText(ae.Status)), Message: ae.Message})
 }

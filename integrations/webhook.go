@@ -152,38 +152,39 @@ func buildWebhook(doc webhookFields, now time.Time) (oncall.AlertBatch, error) {
 		return oncall.AlertBatch{}, err
 	}
 
+	return singleAlert(dedupKey, strings.TrimSpace(rawTitle), oncall.Alert{
+		Status: status, Title: title, Message: clean(message, maxMessageRunes), Severity: severity,
+		Link: link, ImageURL: imageURL, Labels: labels,
+	}, now), nil
+}
+
+// singleAlert is the batch of one alert of a webhook: grouped by
+// "dedup:" + the dedup key, or "title:" + titleKey without one, which is
+// also the alert's fingerprint. The alert starts at now when firing and
+// ends at now when resolved.
+func singleAlert(dedupKey, titleKey string, alert oncall.Alert, now time.Time) oncall.AlertBatch {
 	groupKey, fingerprint := "dedup:", boundedID(dedupKey)
 	if strings.TrimSpace(fingerprint) == "" {
-		groupKey, fingerprint = "title:", boundedID(strings.TrimSpace(rawTitle))
+		groupKey, fingerprint = "title:", boundedID(titleKey)
 	}
-	groupKey += fingerprint
-
-	alert := oncall.Alert{
-		Fingerprint: fingerprint,
-		Status:      status,
-		Title:       title,
-		Message:     clean(message, maxMessageRunes),
-		Severity:    severity,
-		Link:        link,
-		ImageURL:    imageURL,
-		Labels:      maps.Clone(labels),
-	}
-	if status == oncall.AlertFiring {
+	labels := alert.Labels
+	alert.Fingerprint, alert.Labels = fingerprint, maps.Clone(labels)
+	if alert.Status == oncall.AlertFiring {
 		alert.StartsAt = now.UTC()
 	} else {
 		alert.EndsAt = now.UTC()
 	}
 	return oncall.AlertBatch{
-		GroupKey: groupKey,
-		Status:   status,
+		GroupKey: groupKey + fingerprint,
+		Status:   alert.Status,
 		Title:    alert.Title,
 		Message:  alert.Message,
-		Severity: severity,
-		Link:     link,
-		ImageURL: imageURL,
+		Severity: alert.Severity,
+		Link:     alert.Link,
+		ImageURL: alert.ImageURL,
 		Labels:   labels,
 		Alerts:   []oncall.Alert{alert},
-	}, nil
+	}
 }
 
 // parseStatus accepts "firing" or "resolved", in any case.
