@@ -517,16 +517,13 @@ func (h *Handler) enqueuePagerDuty(w http.ResponseWriter, r *http.Request) int {
 }
 
 // writeInvalidRoutingKey answers an event whose routing_key is no
-// integration's as PagerDuty does: 400 with the text "Invalid routing
-// key", not JSON. Senders report that body verbatim, e.g.
-// https://github.com/robusta-dev/robusta/issues/571 ("400, Bad Request,
-// Invalid routing key", logged as status, reason and body).
+// integration's: 400, PagerDuty's status and text ("Invalid routing key",
+// which senders log verbatim, e.g.
+// https://github.com/robusta-dev/robusta/issues/571) in the JSON shape of
+// its other refusals, so that clients parsing JSON can read it too.
 func writeInvalidRoutingKey(w http.ResponseWriter) int {
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusBadRequest)
-	_, _ = w.Write([]byte(pdInvalidRoutingKey)) // the status is sent; a failed write means the client is gone
-	return http.StatusBadRequest
+	return writeJSON(w, http.StatusBadRequest, pdResponse{Status: pdInvalidEvent, Message: pdInvalidRoutingKey,
+		Errors: []string{pdInvalidRoutingKey}})
 }
 
 // writePagerDutyAcceptError answers err (an *AcceptError, else 500) in the

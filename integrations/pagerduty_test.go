@@ -460,9 +460,9 @@ func TestPagerDutyEndpointRejects(t *testing.T) {
 		wantBody    string
 		contentType string
 	}{
-		{"unknown routing key", "POST", "/v2/enqueue", valid("nope"), 400, "Invalid routing key", "text/plain; charset=utf-8"},
-		{"token of another kind", "POST", "/v2/enqueue", valid("wh-token-not-a-routing-key"), 400, "Invalid routing key", "text/plain; charset=utf-8"},
-		{"token prefix", "POST", "/v2/enqueue", valid(pdToken[:6]), 400, "Invalid routing key", "text/plain; charset=utf-8"},
+		{"unknown routing key", "POST", "/v2/enqueue", valid("nope"), 400, `{"status":"invalid event","message":"Invalid routing key","errors":["Invalid routing key"]}` + "\n", "application/json"},
+		{"token of another kind", "POST", "/v2/enqueue", valid("wh-token-not-a-routing-key"), 400, `{"status":"invalid event","message":"Invalid routing key","errors":["Invalid routing key"]}` + "\n", "application/json"},
+		{"token prefix", "POST", "/v2/enqueue", valid(pdToken[:6]), 400, `{"status":"invalid event","message":"Invalid routing key","errors":["Invalid routing key"]}` + "\n", "application/json"},
 		{"malformed JSON", "POST", "/v2/enqueue", []byte(`{"routing_key":`), 400,
 			`{"status":"Unrecognized object","message":"Event object format is unrecognized","errors":["JSON parse error"]}` + "\n", "application/json"},
 		{"invalid event", "POST", "/v2/enqueue/", []byte(`{"routing_key":"` + pdToken + `","event_action":"trigger","payload":{"summary":"s","source":"h"}}`), 400,
