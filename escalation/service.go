@@ -105,7 +105,13 @@ func (s *Service) Process(ctx context.Context, b oncall.AlertBatch) error {
 		s.log.Info(why, "integration", b.Integration, "group_key", b.GroupKey, "batch", b.ID)
 		return nil
 	}
-	s.log.Info("alert batch stored", "integration", b.Integration, "batch", b.ID, "incident", res.IncidentID,
+	// A repeat joining an open incident is routine (a storm is thousands):
+	// debug; opening and resolving are worth an info line.
+	level := slog.LevelInfo
+	if !res.Created && !res.Resolved {
+		level = slog.LevelDebug
+	}
+	s.log.Log(ctx, level, "alert batch stored", "integration", b.Integration, "batch", b.ID, "incident", res.IncidentID,
 		"created", res.Created, "resolved", res.Resolved, "duplicate", res.Duplicate, "stale", res.Stale,
 		"alerts", len(b.Alerts))
 	if err := s.notify.PublishIncidentChanged(ctx, res.IncidentID); err != nil {

@@ -260,6 +260,8 @@ type sent struct {
 	err     error
 	latency time.Duration // from sending to the end of the answer
 	at      time.Time     // when the answer was read
+	// retryAfter is the answer's Retry-After header, "" when none.
+	retryAfter string
 }
 
 func (s sent) describe() string {
@@ -283,5 +285,5 @@ func sendAlert(ctx context.Context, client *http.Client, url string, a alert) se
 	_, err = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	now := time.Now()
-	return sent{status: resp.StatusCode, err: err, latency: now.Sub(start), at: now}
+	return sent{status: resp.StatusCode, err: err, latency: now.Sub(start), at: now, retryAfter: resp.Header.Get("Retry-After")}
 }

@@ -16,11 +16,18 @@
 //     alternating between rows; accepted alerts per second, latency and
 //     CPU time per alert of each.
 //
+// With -storm it measures an alert storm instead (issue 5): 10,000 alerts
+// for one group in 10 seconds through one webhook integration, on a fresh
+// `oncall serve` with a rate limit high enough to accept them all, then on
+// another with the default limit; what reaches PostgreSQL and the fake
+// Slack, and how long after the last 202 the incident shows every alert.
+//
 // It prints Markdown tables, the machine and the command. All traffic stays
 // on 127.0.0.1, and everything it started is stopped on exit, also on error
 // or interrupt.
 //
 //	go run ./bench/ingest [-duration 10s] [-concurrency 1,16,64] [-ingest-only]
+//	go run ./bench/ingest -storm [-storm-alerts 10000] [-storm-rate 1000]
 package main
 
 import (
@@ -57,6 +64,11 @@ type options struct {
 	inProcess    bool   // run the baseline in this process
 	serve        bool   // be the baseline process
 	logDir       string // keep the oncall subprocesses' logs here
+	storm        bool   // run the alert storm instead
+	stormAlerts  int
+	stormRate    int // alerts a second
+	stormSenders int
+	stormLimit   int // the integration's rate_limit in the first storm run
 }
 
 func main() {
@@ -71,9 +83,12 @@ func main() {
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
-	if o.serve {
+	switch {
+	case o.serve:
 		err = serveBaseline(ctx, log, os.Stdout)
-	} else {
+	case o.storm:
+		err = runStorm(ctx, o, log, os.Stdout)
+	default:
 		err = run(ctx, o, log, os.Stdout)
 	}
 	cancel()
@@ -104,6 +119,12 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		"instead of in a process of its own like oncall")
 	fs.BoolVar(&o.serve, "serve-baseline", false, "internal: serve the baseline and print its URL")
 	fs.StringVar(&o.logDir, "log-dir", "", "copy the logs of the oncall subprocesses into this directory")
+	fs.BoolVar(&o.storm, "storm", false, "measure an alert storm (alerts for one group through one integration) instead")
+	fs.IntVar(&o.stormAlerts, "storm-alerts", 10000, "alerts in a storm")
+	fs.IntVar(&o.stormRate, "storm-rate", 1000, "alerts a second in a storm")
+	fs.IntVar(&o.stormSenders, "storm-senders", 50, "concurrent senders of a storm")
+	fs.IntVar(&o.stormLimit, "storm-limit", 1000000, "the integration's rate_limit (a minute) in the first storm run; "+
+		"the second runs with oncall's default")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -119,6 +140,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	if o.latencyRate <= 0 || o.latencyTime <= 0 || o.processing <= 0 || o.channels <= 0 {
 		return o, errors.New("-latency-rate, -latency-duration, -processing and -channels must be positive")
+	}
+	if o.stormAlerts <= 0 || o.stormRate <= 0 || o.stormSenders <= 0 || o.stormLimit <= 0 {
+		return o, errors.New("-storm-alerts, -storm-rate, -storm-senders and -storm-limit must be positive")
 	}
 	return o, nil
 }
@@ -178,7 +202,7 @@ func run(ctx context.Context, o options, log *slog.Logger, out io.Writer) (err e
 // startWarm starts a fresh oncall instance and sends it the warm-up alerts;
 // with a database, it waits until they are all in Slack.
 func startWarm(ctx context.Context, o options, st *stack, name string) (_ *instance, err error) {
-	in, err := st.startOncall(ctx, name, !o.ingestOnly)
+	in, err := st.startOncall(ctx, name, !o.ingestOnly, 0)
 	if err != nil {
 		return nil, err
 	}

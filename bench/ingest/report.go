@@ -88,10 +88,14 @@ func (r report) write(w io.Writer) {
 }
 
 func (r report) header(w io.Writer) {
-	m := r.machine
-	fmt.Fprintf(w, "# oncall ingest benchmark\n\n")
-	fmt.Fprintf(w, "- Command: `%s`\n", strings.Join(append([]string{"go run ./bench/ingest"}, r.args...), " "))
-	fmt.Fprintf(w, "- Date: %s (the run took %s)\n", r.started.UTC().Format(time.RFC3339), r.finished.Sub(r.started).Round(time.Second))
+	writeHeader(w, "oncall ingest benchmark", r.args, r.started, r.finished, r.machine)
+}
+
+// writeHeader writes a report's title, command, date and machine.
+func writeHeader(w io.Writer, title string, args []string, started, finished time.Time, m machine) {
+	fmt.Fprintf(w, "# %s\n\n", title)
+	fmt.Fprintf(w, "- Command: `%s`\n", strings.Join(append([]string{"go run ./bench/ingest"}, args...), " "))
+	fmt.Fprintf(w, "- Date: %s (the run took %s)\n", started.UTC().Format(time.RFC3339), finished.Sub(started).Round(time.Second))
 	fmt.Fprintf(w, "- Machine: %d CPUs (nproc), %s, %s, %s, PostgreSQL %s (fsync and synchronous_commit on)\n",
 		m.cpus, m.cpu, m.kernel, m.goVersion, m.postgres)
 	fmt.Fprintf(w, "- Load average when the run started: %s\n\n", m.loadAvg)

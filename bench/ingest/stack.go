@@ -26,6 +26,7 @@ const (
 
 // route is one webhook integration of the bench config and its channel.
 type route struct {
+	name    string
 	token   string
 	channel string
 }
@@ -36,16 +37,22 @@ type route struct {
 func routes(n int) []route {
 	out := make([]route, n)
 	for i := range out {
-		out[i] = route{token: fmt.Sprintf("bench-webhook-token-%04d", i), channel: fmt.Sprintf("C0BENCH%04d", i)}
+		out[i] = route{name: fmt.Sprintf("bench-%d", i), token: fmt.Sprintf("bench-webhook-token-%04d", i),
+			channel: fmt.Sprintf("C0BENCH%04d", i)}
 	}
 	return out
 }
 
-func benchConfig(rs []route) string {
+// benchConfig is the config of an instance; rateLimit, when positive, is
+// every integration's rate_limit (requests a minute), else the default.
+func benchConfig(rs []route, rateLimit int) string {
 	var b strings.Builder
 	b.WriteString("integrations:\n")
-	for i, r := range rs {
-		fmt.Fprintf(&b, "  - name: bench-%d\n    kind: webhook\n    token: %s\n    channel: %s\n", i, r.token, r.channel)
+	for _, r := range rs {
+		fmt.Fprintf(&b, "  - name: %s\n    kind: webhook\n    token: %s\n    channel: %s\n", r.name, r.token, r.channel)
+		if rateLimit > 0 {
+			fmt.Fprintf(&b, "    rate_limit: %d\n", rateLimit)
+		}
 	}
 	return b.String()
 }
@@ -135,9 +142,11 @@ type instance struct {
 	log    *slog.Logger
 	slack  *fakeslack.Server
 	routes []route
-	dbURL  string
-	pgData string // PostgreSQL's data directory; "" without a database
-	cmd    *exec.Cmd
+	// rateLimit is the integrations' rate_limit; 0: oncall's default.
+	rateLimit int
+	dbURL     string
+	pgData    string // PostgreSQL's data directory; "" without a database
+	cmd       *exec.Cmd
 	// exited is closed when the subprocess has exited; waitErr is then set.
 	exited  chan struct{}
 	waitErr error
@@ -146,9 +155,11 @@ type instance struct {
 
 // startOncall starts an instance and waits until it is ready. Without a
 // database (withDB false) its DATABASE_URL points at a closed port: ingest
-// works, nothing is processed, and readiness is /readyz/ingest.
-func (st *stack) startOncall(ctx context.Context, name string, withDB bool) (_ *instance, err error) {
-	in := &instance{name: name, dir: filepath.Join(st.dir, name), log: st.log.With("oncall", name), slack: st.slack, routes: st.routes}
+// works, nothing is processed, and readiness is /readyz/ingest. rateLimit,
+// when positive, is the rate_limit of its integrations.
+func (st *stack) startOncall(ctx context.Context, name string, withDB bool, rateLimit int) (_ *instance, err error) {
+	in := &instance{name: name, dir: filepath.Join(st.dir, name), log: st.log.With("oncall", name), slack: st.slack,
+		routes: st.routes, rateLimit: rateLimit}
 	if err := os.MkdirAll(in.dir, 0o750); err != nil {
 		return nil, fmt.Errorf("create %s: %w", in.dir, err)
 	}
@@ -180,7 +191,7 @@ func (st *stack) database(ctx context.Context, name string, withDB bool) (string
 
 func (in *instance) start(bin string) error {
 	cfg := filepath.Join(in.dir, "oncall.yaml")
-	if err := os.WriteFile(cfg, []byte(benchConfig(in.routes)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(benchConfig(in.routes, in.rateLimit)), 0o600); err != nil {
 		return fmt.Errorf("write config: %w", err)
 	}
 	addr, err := freeAddr()
