@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"reflect"
 	"testing"
 
@@ -50,5 +51,20 @@ func TestMappingAndGroupKey(t *testing.T) {
 	}
 	if !reflect.DeepEqual(withoutLines(c), withoutLines(again)) {
 		t.Errorf("round trip changed the config:\n%s", data)
+	}
+}
+
+// PagerDuty's and Opsgenie's acknowledge and resolve carry only the
+// sender's key: a group_key template would part them from their incident.
+func TestGroupKeyRefusedForSenderKeyedKinds(t *testing.T) {
+	for _, kind := range []string{"pagerduty", "opsgenie"} {
+		data := "integrations:\n  - name: a\n    kind: " + kind +
+			"\n    token: 0123456789abcdef\n    channel: C0A\n    group_key: \"{{ .x }}\"\n"
+		_, err := Parse("k.yaml", []byte(data), lookup(nil))
+		want := "k.yaml:6: group_key: integrations of kind " + kind +
+			" are grouped by the sender's key (dedup_key, alias); remove group_key"
+		if fmt.Sprint(err) != want {
+			t.Errorf("kind %s with group_key: %v, want %q", kind, err, want)
+		}
 	}
 }

@@ -378,6 +378,12 @@ func (d *decoder) integration(n *yaml.Node) Integration {
 	if found.has("rate_limit") && in.RateLimit < 1 && !d.failed[found.values["rate_limit"]] {
 		d.errorf(found.line("rate_limit", in.Line), "rate_limit: must be at least 1 (requests per minute)")
 	}
+	if in.GroupKey != "" && (in.Kind == "pagerduty" || in.Kind == "opsgenie") {
+		// Their acknowledge and resolve carry only the key the sender
+		// chose: a template of anything else would not find the incident.
+		d.errorf(found.line("group_key", in.Line),
+			"group_key: integrations of kind %s are grouped by the sender's key (dedup_key, alias); remove group_key", in.Kind)
+	}
 	if len(in.Mapping) > 0 && in.Kind != "" && in.Kind != "webhook" {
 		d.errorf(found.line("mapping", in.Line), "mapping: only integrations of kind webhook take a mapping, not kind %q (use group_key to group its alerts)", in.Kind)
 	}

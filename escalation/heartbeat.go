@@ -100,6 +100,9 @@ func (w *HeartbeatWatcher) Check(ctx context.Context) error {
 			Alerts: []oncall.Alert{{Fingerprint: oncall.HeartbeatGroupKey, Status: oncall.AlertFiring, Title: title,
 				StartsAt: seen.Add(it.Heartbeat)}},
 		}
+		for _, win := range it.Maintenance {
+			b.Maintenance = b.Maintenance || win.Contains(now) // shown, nobody paged
+		}
 		if w.recorded[it.Name] == b.ID {
 			continue // this miss is recorded; its incident stays open until a heartbeat
 		}
