@@ -459,6 +459,16 @@ const (
 // heartbeats (one open at most), and its heartbeats, which resolve it.
 const HeartbeatGroupKey = "oncall:heartbeat"
 
+// HeartbeatBatch is the batch of a heartbeat of integration: it resolves
+// the integration's missed-heartbeat incident, whose one alert has the
+// fingerprint HeartbeatGroupKey.
+func HeartbeatBatch(integration string) AlertBatch {
+	title := "Heartbeat of " + integration
+	return AlertBatch{Integration: integration, GroupKey: HeartbeatGroupKey, Status: AlertResolved, Heartbeat: true,
+		Title: title, Severity: SeverityInfo,
+		Alerts: []Alert{{Fingerprint: HeartbeatGroupKey, Status: AlertResolved, Title: title}}}
+}
+
 // Direct pages: an incident someone opens from Slack (/oncall page) is
 // an alert batch of this integration and kind; no config declares them.
 const (

@@ -154,8 +154,8 @@ func (b *Bot) endMaintenance(ctx context.Context, user, integration string) stri
 	}
 	b.log.Info("maintenance ended from Slack", "integration", integration, "user", user)
 	b.postToIntegration(ctx, integration, fmt.Sprintf(
-		"<@%s> ended the maintenance of *%s*: its alerts page again.", user, escape(integration)))
-	return fmt.Sprintf("Ended the maintenance of *%s*: its alerts page again.", escape(integration))
+		"<@%s> ended the maintenance of *%s*: new incidents page again (one opened during the maintenance stays quiet: Escalate it to page).", user, escape(integration)))
+	return fmt.Sprintf("Ended the maintenance of *%s*: new incidents page again; one opened during the maintenance stays quiet (Escalate it to page).", escape(integration))
 }
 
 // listMaintenance returns the answer to /oncall maintenance alone.

@@ -127,13 +127,13 @@ func TestMaintenanceCommand(t *testing.T) {
 
 	// Off ends it, and says so; a second off has nothing to end.
 	ack = h.command(carol, "maintenance prometheus off", nil)
-	if got := h.answer(ack, 1).Text; got != "Ended the maintenance of *prometheus*: its alerts page again." {
+	if got := h.answer(ack, 1).Text; got != "Ended the maintenance of *prometheus*: new incidents page again; one opened during the maintenance stays quiet (Escalate it to page)." {
 		t.Errorf("answer = %q", got)
 	}
 	if windows, err := h.db.Maintenance(ctx, h.clock.Now()); err != nil || len(windows) != 1 || windows[0].Integration != "Grafana" {
 		t.Errorf("windows after off = %+v, %v; want Grafana's alone", windows, err)
 	}
-	wantNotes = append(wantNotes, "<@U0CAROL> ended the maintenance of *prometheus*: its alerts page again.")
+	wantNotes = append(wantNotes, "<@U0CAROL> ended the maintenance of *prometheus*: new incidents page again (one opened during the maintenance stays quiet: Escalate it to page).")
 	if got := h.notes(channel); strings.Join(got, "\n") != strings.Join(wantNotes, "\n") {
 		t.Errorf("channel = %q, want %q", got, wantNotes)
 	}

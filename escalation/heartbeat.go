@@ -92,8 +92,11 @@ func (w *HeartbeatWatcher) Check(ctx context.Context) error {
 		}
 		title := fmt.Sprintf("No heartbeat from %s for %s", it.Name, it.Heartbeat)
 		b := oncall.AlertBatch{
-			ID:          fmt.Sprintf("heartbeat-missed:%s:%d", it.Name, seen.UnixNano()),
-			Integration: it.Name, Kind: it.Kind, ReceivedAt: now,
+			ID: fmt.Sprintf("heartbeat-missed:%s:%d", it.Name, seen.UnixNano()),
+			// Received as of the last heartbeat: any heartbeat after it,
+			// even one processed late (a backlog, the database down),
+			// resolves the incident rather than counting as stale.
+			Integration: it.Name, Kind: it.Kind, ReceivedAt: seen,
 			GroupKey: oncall.HeartbeatGroupKey, Status: oncall.AlertFiring, Severity: oncall.SeverityCritical,
 			Title:   title,
 			Message: fmt.Sprintf("The last heartbeat of %s was at %s.", it.Name, seen.UTC().Format(time.RFC3339)),

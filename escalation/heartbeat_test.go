@@ -136,7 +136,7 @@ func TestHeartbeatWatcherBatch(t *testing.T) {
 	}
 	title := "No heartbeat from db for 10m0s"
 	want := oncall.AlertBatch{
-		ID: missID("db", last), Integration: "db", Kind: "webhook", ReceivedAt: t0,
+		ID: missID("db", last), Integration: "db", Kind: "webhook", ReceivedAt: last, // any later heartbeat resolves it
 		GroupKey: oncall.HeartbeatGroupKey, Status: oncall.AlertFiring, Severity: oncall.SeverityCritical,
 		Title: title, Message: "The last heartbeat of db was at 2026-03-02T09:00:00Z.",
 		Alerts: []oncall.Alert{{Fingerprint: oncall.HeartbeatGroupKey, Status: oncall.AlertFiring, Title: title,
@@ -162,11 +162,8 @@ func TestHeartbeatMissOpensAndHeartbeatResolves(t *testing.T) {
 
 	heartbeat := func(id string, at time.Time) {
 		t.Helper()
-		b := oncall.AlertBatch{
-			ID: id, Integration: "hook", Kind: "webhook", ReceivedAt: at, GroupKey: oncall.HeartbeatGroupKey,
-			Status: oncall.AlertResolved, Title: "Heartbeat of hook", Severity: oncall.SeverityInfo, Heartbeat: true,
-			Alerts: []oncall.Alert{},
-		}
+		b := oncall.HeartbeatBatch("hook")
+		b.ID, b.Kind, b.ReceivedAt = id, "webhook", at
 		if err := svc.Process(ctx, b); err != nil {
 			t.Fatal(err)
 		}

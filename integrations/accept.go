@@ -215,9 +215,7 @@ func (h *Handler) serveHeartbeat(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, msgUnauthorized)
 		return
 	}
-	b := oncall.AlertBatch{GroupKey: oncall.HeartbeatGroupKey, Status: oncall.AlertResolved, Heartbeat: true,
-		Title: "Heartbeat of " + in.Name, Severity: oncall.SeverityInfo, Alerts: []oncall.Alert{}}
-	id, err := h.Accept(r.Context(), in, kind, b, nil, time.Now().UTC())
+	id, err := h.Accept(r.Context(), in, kind, oncall.HeartbeatBatch(in.Name), nil, time.Now().UTC())
 	if err != nil {
 		writeAcceptError(w, err)
 		return

@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -117,6 +118,9 @@ func noRedirects(c *http.Client) *http.Client {
 	return &cp
 }
 
+// awsRegion is the shape of an AWS region name.
+var awsRegion = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+
 // snsHostAllowed allows the hosts SNS serves signing certificates and
 // subscription confirmations from: sns.<region>.amazonaws.com(.cn), no port.
 func snsHostAllowed(host string) bool {
@@ -130,15 +134,9 @@ func snsHostAllowed(host string) bool {
 		return false
 	}
 	region, ok := strings.CutPrefix(rest, "sns.")
-	if !ok || region == "" {
-		return false
-	}
-	for _, r := range region {
-		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-') {
-			return false
-		}
-	}
-	return true
+	// A region (us-east-1, us-gov-west-1, cn-north-1), not any label:
+	// sns.s3.amazonaws.com is an S3 bucket anyone could own.
+	return ok && awsRegion.MatchString(region)
 }
 
 // snsConfig is what the sns kind needs beyond the handler.

@@ -522,6 +522,11 @@ func TestSNSHostAllowed(t *testing.T) {
 		{"SNS.US-EAST-1.AMAZONAWS.COM", false},
 		{"sns.us-east-1.amazonaws.cn", false},
 		{"", false},
+		// S3 virtual-hosted buckets named "sns": anyone could own one.
+		{"sns.s3.amazonaws.com", false},
+		{"sns.s3-us-west-2.amazonaws.com", false},
+		{"sns.s3-accelerate.amazonaws.com", false},
+		{"sns.ap-southeast-2.amazonaws.com", true},
 	}
 	for _, tc := range tests {
 		if got := snsHostAllowed(tc.host); got != tc.want {

@@ -229,9 +229,15 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 		return RecordResult{}, setOutcome(ctx, tx, b.ID, outcome)
 	}
 	res := RecordResult{IncidentID: open.id, Created: open.created}
+	partial := false // a resolve of some alerts while others of the incident still fire
 	if !open.created && b.Status == oncall.AlertResolved {
 		if res.Stale, err = olderThanLatestFiring(ctx, tx, open.id, b); err != nil {
 			return RecordResult{}, err
+		}
+		if !res.Stale {
+			if partial, err = othersFiring(ctx, tx, open.id, b); err != nil {
+				return RecordResult{}, err
+			}
 		}
 	}
 
@@ -263,6 +269,15 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 		// Its alerts count as received; the incident stays as it is.
 		_, err = tx.Exec(ctx, `UPDATE incidents SET alert_count = alert_count + $2, updated_at = now() WHERE id = $1`,
 			open.id, len(b.Alerts))
+	case b.Status == oncall.AlertResolved && partial:
+		// A group_key or a title may gather alerts of several
+		// fingerprints: the incident resolves with the last of them.
+		_, err = tx.Exec(ctx, `UPDATE incidents SET alert_count = alert_count + $2, updated_at = now() WHERE id = $1`,
+			open.id, len(b.Alerts))
+		if err == nil {
+			err = addEvent(ctx, tx, open.id, oncall.EventAlert, oncall.ActorSource,
+				"resolved: "+b.Title+" (other alerts of the incident still fire)")
+		}
 	case b.Status == oncall.AlertResolved:
 		res.Resolved, outcome = true, "resolved"
 		_, err = tx.Exec(ctx, `
@@ -370,6 +385,26 @@ func sourceAction(ctx context.Context, tx pgx.Tx, incidentID int64, a oncall.Act
 		return "unchanged", nil
 	}
 	return "", fmt.Errorf("action %q from a source is not supported", a)
+}
+
+// othersFiring says whether the incident has firing alerts that a
+// resolved batch does not resolve: fingerprints it does not name. A
+// source that reports the whole group (Alertmanager, Grafana) names them
+// all; a webhook's resolve names its own.
+func othersFiring(ctx context.Context, tx pgx.Tx, incidentID int64, b oncall.AlertBatch) (bool, error) {
+	fingerprints := make([]string, 0, len(b.Alerts))
+	for _, a := range b.Alerts {
+		fingerprints = append(fingerprints, a.Fingerprint)
+	}
+	var others bool
+	err := tx.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM incident_alerts
+		               WHERE incident_id = $1 AND status = 'firing' AND NOT (fingerprint = ANY($2)))`,
+		incidentID, fingerprints).Scan(&others)
+	if err != nil {
+		return false, fmt.Errorf("look for alerts still firing: %w", err)
+	}
+	return others, nil
 }
 
 // opensIncident says whether a batch opens an incident when its group has
@@ -590,7 +625,8 @@ func transitionOf(a oncall.Action) (transition, bool) {
 		return transition{
 			from:  []oncall.IncidentStatus{oncall.StatusResolved},
 			event: oncall.EventReopened,
-			set:   "status = 'triggered', acked_at = NULL, acked_by = NULL, resolved_at = NULL, resolved_by = NULL",
+			set: "status = 'triggered', acked_at = NULL, acked_by = NULL, resolved_at = NULL, resolved_by = NULL, " +
+				"silenced_until = NULL", // a silence ends with the incident it silenced
 		}, true
 	case oncall.ActionEscalate:
 		return transition{

@@ -31,11 +31,9 @@ func sourceBatch(id, group string, a oncall.Action, note string, at time.Time) o
 
 // heartbeat is a heartbeat batch of integration, as ingest makes it.
 func heartbeat(id, integration string, at time.Time) oncall.AlertBatch {
-	return oncall.AlertBatch{
-		ID: id, Integration: integration, Kind: "webhook", ReceivedAt: at, GroupKey: oncall.HeartbeatGroupKey,
-		Status: oncall.AlertResolved, Title: "Heartbeat of " + integration, Severity: oncall.SeverityInfo,
-		Heartbeat: true, Alerts: []oncall.Alert{},
-	}
+	b := oncall.HeartbeatBatch(integration)
+	b.ID, b.Kind, b.ReceivedAt = id, "webhook", at
+	return b
 }
 
 func outcomeOf(t *testing.T, db *DB, batchID string) oncall.BatchOutcome {
@@ -631,4 +629,31 @@ func TestDeliveriesOfSilencedIncidents(t *testing.T) {
 		t.Errorf("stored %s after %d attempts, want cancelled, never tried", got.Status, got.Attempts)
 	}
 	beginSend(t, db, laterID, until) // the silence is over
+}
+
+// A group gathering alerts of several fingerprints (a group_key template,
+// a shared title) resolves with the last of them: the resolve of one alert
+// while another still fires leaves the incident open.
+func TestResolveOfOneAlertWhileOthersFire(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	ctx := t.Context()
+	res := record(t, db, batch("fire-a", "hook", "g", oncall.AlertFiring, oncall.SeverityError, alert("a", oncall.AlertFiring)))
+	record(t, db, batch("fire-b", "hook", "g", oncall.AlertFiring, oncall.SeverityError, alert("b", oncall.AlertFiring)))
+
+	if r := record(t, db, batch("resolve-a", "hook", "g", oncall.AlertResolved, oncall.SeverityError,
+		alert("a", oncall.AlertResolved))); r.Resolved || r.IncidentID != res.IncidentID {
+		t.Errorf("resolve of a while b fires: %+v, want the incident joined, not resolved", r)
+	}
+	inc, err := db.Incident(ctx, res.IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc.Status != oncall.StatusTriggered || inc.Firing != 1 || inc.Resolved != 1 {
+		t.Errorf("after a's resolve: %s, %d firing, %d resolved; want triggered, 1 and 1", inc.Status, inc.Firing, inc.Resolved)
+	}
+	if r := record(t, db, batch("resolve-b", "hook", "g", oncall.AlertResolved, oncall.SeverityError,
+		alert("b", oncall.AlertResolved))); !r.Resolved {
+		t.Errorf("resolve of the last firing alert: %+v, want resolved", r)
+	}
 }
