@@ -26,38 +26,15 @@ import (
 // deduplicates.
 func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
 	publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error) {
-	var n int
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT `+deliveryColumns("d")+` FROM deliveries d
-			JOIN incidents i ON i.id = d.incident_id
-			WHERE d.status = 'pending' AND d.due_at <= $1
-			  AND (i.status = 'triggered' OR i.status = 'acknowledged' AND d.created_at > i.acked_at)
-			  AND (i.silenced_until IS NULL OR i.silenced_until <= $1)
-			ORDER BY d.due_at, d.id
-			LIMIT $2
-			FOR UPDATE OF d SKIP LOCKED`, now, limit)
-		if err != nil {
-			return err
-		}
-		ds, err := collectDeliveries(rows)
-		if err != nil || len(ds) == 0 {
-			return err
-		}
-		if err := publish(ctx, ds); err != nil {
-			return fmt.Errorf("publish: %w", err)
-		}
-		ids := make([]int64, len(ds))
-		for i, d := range ds {
-			ids[i] = d.ID
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE deliveries SET status = 'queued', queued_at = now() WHERE id = ANY($1)`, ids); err != nil {
-			return fmt.Errorf("mark queued: %w", err)
-		}
-		n = len(ds)
-		return nil
-	})
+	n, err := db.publishLocked(ctx, publish, `UPDATE deliveries SET status = 'queued', queued_at = now() WHERE id = ANY($1)`, `
+		SELECT `+deliveryColumns("d")+` FROM deliveries d
+		JOIN incidents i ON i.id = d.incident_id
+		WHERE d.status = 'pending' AND d.due_at <= $1
+		  AND (i.status = 'triggered' OR i.status = 'acknowledged' AND d.created_at > i.acked_at)
+		  AND (i.silenced_until IS NULL OR i.silenced_until <= $1)
+		ORDER BY d.due_at, d.id
+		LIMIT $2
+		FOR UPDATE OF d SKIP LOCKED`, now, limit)
 	if err != nil {
 		return 0, fmt.Errorf("claim due deliveries: %w", err)
 	}
@@ -72,15 +49,28 @@ func (db *DB) ClaimDueDeliveries(ctx context.Context, now time.Time, limit int,
 // worker takes it once. It returns how many it published.
 func (db *DB) RequeueStuckDeliveries(ctx context.Context, stuckAfter time.Duration, limit int,
 	publish func(ctx context.Context, ds []oncall.Delivery) error) (int, error) {
+	n, err := db.publishLocked(ctx, publish, `UPDATE deliveries SET queued_at = now() WHERE id = ANY($1)`, `
+		SELECT `+deliveryColumns("deliveries")+` FROM deliveries
+		WHERE status IN ('queued', 'sending') AND queued_at < now() - $1::interval
+		  AND (status = 'queued' OR lease_until < now() - $1::interval)
+		ORDER BY queued_at
+		LIMIT $2
+		FOR UPDATE SKIP LOCKED`, stuckAfter, limit)
+	if err != nil {
+		return 0, fmt.Errorf("requeue stuck deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// publishLocked selects deliveries with query (which locks them), hands
+// them to publish and runs mark (its $1: their ids) on them, in one
+// transaction: they are marked only once their messages are stored. It
+// returns how many it published.
+func (db *DB) publishLocked(ctx context.Context, publish func(ctx context.Context, ds []oncall.Delivery) error,
+	mark, query string, args ...any) (int, error) {
 	var n int
 	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT `+deliveryColumns("deliveries")+` FROM deliveries
-			WHERE status IN ('queued', 'sending') AND queued_at < now() - $1::interval
-			  AND (status = 'queued' OR lease_until < now() - $1::interval)
-			ORDER BY queued_at
-			LIMIT $2
-			FOR UPDATE SKIP LOCKED`, stuckAfter, limit)
+		rows, err := tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
@@ -95,16 +85,13 @@ func (db *DB) RequeueStuckDeliveries(ctx context.Context, stuckAfter time.Durati
 		for i, d := range ds {
 			ids[i] = d.ID
 		}
-		if _, err := tx.Exec(ctx, `UPDATE deliveries SET queued_at = now() WHERE id = ANY($1)`, ids); err != nil {
-			return fmt.Errorf("mark queued again: %w", err)
+		if _, err := tx.Exec(ctx, mark, ids); err != nil {
+			return fmt.Errorf("mark published: %w", err)
 		}
 		n = len(ds)
 		return nil
 	})
-	if err != nil {
-		return 0, fmt.Errorf("requeue stuck deliveries: %w", err)
-	}
-	return n, nil
+	return n, err
 }
 
 // ProviderIDTaken says whether another delivery than id has recorded the
