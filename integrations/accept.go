@@ -39,10 +39,11 @@ func (h *Handler) Integration(kind, token string) (oncall.Integration, bool) {
 // Opsgenie's) all end here.
 func (h *Handler) Accept(ctx context.Context, in oncall.Integration, kind string, b oncall.AlertBatch, raw []byte,
 	now time.Time) (string, error) {
-	log := h.log.With("kind", kind, "integration", in.Name)
+	// Built only on the paths that log: ingest is hot.
+	log := func() *slog.Logger { return h.log.With("kind", kind, "integration", in.Name) }
 	if !b.Heartbeat {
 		if wait, ok := h.limits.allow(in, now); !ok {
-			h.rateLimited(ctx, in, log)
+			h.rateLimited(ctx, in, log())
 			return "", &AcceptError{Status: http.StatusTooManyRequests, RetryAfter: wait,
 				Message: fmt.Sprintf("rate limit of integration %q exceeded (%d requests a minute); retry after %s",
 					in.Name, h.limits.perMinute(in), wait.Round(time.Second))}
@@ -76,11 +77,11 @@ func (h *Handler) Accept(ctx context.Context, in oncall.Integration, kind string
 	// A batch too large with its raw body is queued without it.
 	data, err := encodeBatch(&b, storableJSON(raw), h.maxBatchBytes)
 	if err != nil {
-		log.Error("ingest failed", "err", err)
+		log().Error("ingest failed", "err", err)
 		return "", &AcceptError{Status: http.StatusInternalServerError, Message: "internal error"}
 	}
 	if len(data) > h.maxBatchBytes {
-		log.Info("ingest rejected: batch too large", "bytes", len(data))
+		log().Info("ingest rejected: batch too large", "bytes", len(data))
 		return "", &AcceptError{Status: http.StatusRequestEntityTooLarge, Message: fmt.Sprintf(
 			"alert batch too large: %d bytes once normalized, limit %d; send fewer alerts per request",
 			len(data), h.maxBatchBytes)}
@@ -90,13 +91,13 @@ func (h *Handler) Accept(ctx context.Context, in oncall.Integration, kind string
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.publishTimeout)
 	defer cancel()
 	if err := h.pub.PublishAlertData(pctx, b.ID, b.Kind, data); err != nil {
-		log.Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
+		log().Error("ingest failed: publish alert batch", "batch", b.ID, "err", err)
 		return "", &AcceptError{Status: http.StatusServiceUnavailable, Message: msgUnavailable,
 			RetryAfter: retryAfterSeconds * time.Second}
 	}
 	h.metrics.alerts.WithLabelValues(in.Name).Add(float64(len(b.Alerts)))
 	if h.log.Enabled(ctx, slog.LevelDebug) {
-		log.Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
+		log().Debug("ingest accepted", "batch", b.ID, "alerts", len(b.Alerts), "group_key", b.GroupKey,
 			"channel", b.Channel, "escalation", b.Escalation, "maintenance", b.Maintenance)
 	}
 	return b.ID, nil
