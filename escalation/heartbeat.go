@@ -53,12 +53,12 @@ func NewHeartbeatWatcher(store HeartbeatStore, in []oncall.Integration,
 	return w
 }
 
-// Run checks every few seconds until ctx ends.
+// Run checks every 5 seconds until ctx ends.
 func (w *HeartbeatWatcher) Run(ctx context.Context) {
 	if len(w.watched) == 0 {
 		return
 	}
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(5 * time.Second) // a miss is seen within 5s of its due time
 	defer t.Stop()
 	for {
 		if err := w.Check(ctx); err != nil && ctx.Err() == nil {
