@@ -1,6 +1,7 @@
 package integrations
 
 import (
+	"maps"
 	"time"
 
 	"github.com/oncallbot/oncall"
@@ -25,6 +26,25 @@ func builtinParsers() map[string]Parser {
 		"webhook":      ParseWebhook,
 		"alertmanager": ParseAlertmanager,
 		"grafana":      ParseGrafana,
+	}
+}
+
+// oneAlertBatch is the batch of a request that reports one alert: its
+// status, title, message, severity, link, image and labels are the
+// alert's (the alert keeps a copy of the labels).
+func oneAlertBatch(groupKey string, alert oncall.Alert) oncall.AlertBatch {
+	labels := alert.Labels
+	alert.Labels = maps.Clone(labels)
+	return oncall.AlertBatch{
+		GroupKey: groupKey,
+		Status:   alert.Status,
+		Title:    alert.Title,
+		Message:  alert.Message,
+		Severity: alert.Severity,
+		Link:     alert.Link,
+		ImageURL: alert.ImageURL,
+		Labels:   labels,
+		Alerts:   []oncall.Alert{alert},
 	}
 }
 

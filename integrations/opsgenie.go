@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"strconv"
 	"strings"
@@ -357,19 +356,12 @@ func parseOpsgenieCreate(body []byte, now time.Time, newAlias func() string) (on
 		labels["tag_"+tag] = "true"
 	}
 	message := clean(f.description, ogMaxDescriptionRunes)
-	return oncall.AlertBatch{
-		GroupKey: ogGroupPrefix + alias,
-		Status:   oncall.AlertFiring,
-		Title:    title,
-		Message:  message,
-		Severity: severity,
-		Labels:   labels,
-		Note:     opsgenieNote(f.user, f.note),
-		Alerts: []oncall.Alert{{
-			Fingerprint: alias, Status: oncall.AlertFiring, Title: title, Message: message,
-			Severity: severity, Labels: maps.Clone(labels), StartsAt: now,
-		}},
-	}, nil
+	b := oneAlertBatch(ogGroupPrefix+alias, oncall.Alert{
+		Fingerprint: alias, Status: oncall.AlertFiring, Title: title, Message: message,
+		Severity: severity, Labels: labels, StartsAt: now,
+	})
+	b.Note = opsgenieNote(f.user, f.note)
+	return b, nil
 }
 
 // parseOpsgenieAction parses the body of an action on the alert of alias

@@ -260,7 +260,7 @@ func (p *pdParser) trigger(doc object, fingerprint string, now time.Time) oncall
 		link = links[0].href
 	}
 
-	alert := oncall.Alert{
+	return oneAlertBatch("pd:"+fingerprint, oncall.Alert{
 		Fingerprint: fingerprint,
 		Status:      oncall.AlertFiring,
 		Title:       summary,
@@ -268,21 +268,10 @@ func (p *pdParser) trigger(doc object, fingerprint string, now time.Time) oncall
 		Severity:    severity,
 		Link:        link,
 		ImageURL:    imageURL,
-		Labels:      maps.Clone(labels),
+		Labels:      labels,
 		Annotations: annotations,
 		StartsAt:    startsAt,
-	}
-	return oncall.AlertBatch{
-		GroupKey: "pd:" + fingerprint,
-		Status:   oncall.AlertFiring,
-		Title:    summary,
-		Message:  message,
-		Severity: severity,
-		Link:     link,
-		ImageURL: imageURL,
-		Labels:   labels,
-		Alerts:   []oncall.Alert{alert},
-	}
+	})
 }
 
 // severity returns payload.severity, one of PagerDuty's four, which are

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -522,7 +521,7 @@ func (a cloudWatchAlarm) batch(m snsMessage, now time.Time) oncall.AlertBatch {
 		Message:     message,
 		Severity:    severity,
 		Link:        link,
-		Labels:      maps.Clone(labels),
+		Labels:      labels,
 		Annotations: snsLabels(map[string]string{
 			"description": a.description,
 			"reason":      a.reason,
@@ -536,16 +535,7 @@ func (a cloudWatchAlarm) batch(m snsMessage, now time.Time) oncall.AlertBatch {
 	} else {
 		alert.EndsAt = at
 	}
-	return oncall.AlertBatch{
-		GroupKey: "sns:" + boundedID(id),
-		Status:   status,
-		Title:    a.name,
-		Message:  message,
-		Severity: severity,
-		Link:     link,
-		Labels:   labels,
-		Alerts:   []oncall.Alert{alert},
-	}
+	return oneAlertBatch("sns:"+boundedID(id), alert)
 }
 
 // snsGenericBatch is the batch of a notification that is not a CloudWatch
@@ -570,23 +560,15 @@ func snsGenericBatch(m snsMessage, now time.Time) oncall.AlertBatch {
 		"region":  arn.region,
 		"account": arn.account,
 	})
-	return oncall.AlertBatch{
-		GroupKey: groupKey,
-		Status:   oncall.AlertFiring,
-		Title:    title,
-		Message:  message,
-		Severity: oncall.SeverityWarning,
-		Labels:   labels,
-		Alerts: []oncall.Alert{{
-			Fingerprint: fingerprint,
-			Status:      oncall.AlertFiring,
-			Title:       title,
-			Message:     message,
-			Severity:    oncall.SeverityWarning,
-			Labels:      maps.Clone(labels),
-			StartsAt:    snsTime(m.Timestamp, now),
-		}},
-	}
+	return oneAlertBatch(groupKey, oncall.Alert{
+		Fingerprint: fingerprint,
+		Status:      oncall.AlertFiring,
+		Title:       title,
+		Message:     message,
+		Severity:    oncall.SeverityWarning,
+		Labels:      labels,
+		StartsAt:    snsTime(m.Timestamp, now),
+	})
 }
 
 // snsLabels returns the non-empty values of m, cleaned, or nil for none.

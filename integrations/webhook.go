@@ -3,7 +3,6 @@ package integrations
 import (
 	"encoding/json"
 	"fmt"
-	"maps"
 	"strings"
 	"time"
 
@@ -167,24 +166,13 @@ func singleAlert(dedupKey, titleKey string, alert oncall.Alert, now time.Time) o
 	if strings.TrimSpace(fingerprint) == "" {
 		groupKey, fingerprint = "title:", boundedID(titleKey)
 	}
-	labels := alert.Labels
-	alert.Fingerprint, alert.Labels = fingerprint, maps.Clone(labels)
+	alert.Fingerprint = fingerprint
 	if alert.Status == oncall.AlertFiring {
 		alert.StartsAt = now.UTC()
 	} else {
 		alert.EndsAt = now.UTC()
 	}
-	return oncall.AlertBatch{
-		GroupKey: groupKey + fingerprint,
-		Status:   alert.Status,
-		Title:    alert.Title,
-		Message:  alert.Message,
-		Severity: alert.Severity,
-		Link:     alert.Link,
-		ImageURL: alert.ImageURL,
-		Labels:   labels,
-		Alerts:   []oncall.Alert{alert},
-	}
+	return oneAlertBatch(groupKey+fingerprint, alert)
 }
 
 // parseStatus accepts "firing" or "resolved", in any case.
