@@ -322,6 +322,20 @@ func recordBatchOf(ctx context.Context, tx pgx.Tx, integrationID int64, channel,
 	return res, nil
 }
 
+// keySeen says whether an event was recorded with the idempotency key
+// key; an empty key is never seen.
+func keySeen(ctx context.Context, tx pgx.Tx, key string) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	var seen bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM incident_events WHERE dedup_key = $1)`, key).Scan(&seen)
+	if err != nil {
+		return false, fmt.Errorf("look up idempotency key: %w", err)
+	}
+	return seen, nil
+}
+
 // setOutcome records what a batch that touched no incident did.
 func setOutcome(ctx context.Context, tx pgx.Tx, batchID, outcome string) error {
 	if _, err := tx.Exec(ctx, `UPDATE alert_batches SET outcome = $2 WHERE id = $1`, batchID, outcome); err != nil {
@@ -675,12 +689,9 @@ func (db *DB) Transition(ctx context.Context, id int64, a oncall.Action, actor o
 			return fmt.Errorf("lock incident: %w", err)
 		}
 
-		seen := false
-		if key != "" {
-			err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM incident_events WHERE dedup_key = $1)`, key).Scan(&seen)
-			if err != nil {
-				return fmt.Errorf("look up idempotency key: %w", err)
-			}
+		seen, err := keySeen(ctx, tx, key)
+		if err != nil {
+			return err
 		}
 		if seen || !slices.Contains(t.from, status) {
 			inc, err = loadIncident(ctx, tx, id)

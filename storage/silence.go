@@ -72,12 +72,9 @@ func (db *DB) changeSilence(ctx context.Context, id int64, actor oncall.Actor, k
 		if err != nil {
 			return fmt.Errorf("lock incident: %w", err)
 		}
-		seen := false
-		if key != "" {
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM incident_events WHERE dedup_key = $1)`,
-				key).Scan(&seen); err != nil {
-				return fmt.Errorf("look up idempotency key: %w", err)
-			}
+		seen, err := keySeen(ctx, tx, key)
+		if err != nil {
+			return err
 		}
 		if !seen && status != oncall.StatusResolved && (kind == oncall.EventSilenced || silenced != nil) {
 			if err := change(tx); err != nil {
