@@ -168,16 +168,20 @@ func cancelDeliveries(ctx context.Context, tx pgx.Tx, incidentID int64) error {
 // second run would page everyone twice. ok is false when nothing was
 // restarted.
 func (db *DB) RestartEscalation(ctx context.Context, incidentID int64, at time.Time) (ok bool, err error) {
-	tag, err := db.pool.Exec(ctx, `
-		UPDATE incident_escalations
-		SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
-		    escalate = false, next_run_at = $2, updated_at = now()
-		WHERE incident_id = $1 AND state <> 'running'`, incidentID, at)
+	tag, err := db.pool.Exec(ctx, restartEscalationSQL, incidentID, at)
 	if err != nil {
 		return false, fmt.Errorf("restart escalation of incident %d: %w", incidentID, err)
 	}
 	return tag.RowsAffected() == 1, nil
 }
+
+// restartEscalationSQL runs the chain of incident $1 again from step 0,
+// due at $2, as a new run, unless it is running already.
+const restartEscalationSQL = `
+	UPDATE incident_escalations
+	SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
+	    escalate = false, next_run_at = $2, updated_at = now()
+	WHERE incident_id = $1 AND state <> 'running'`
 
 // RepairEscalations restarts, due at at, the chains left stopped (with
 // nothing due) on incidents that are triggered: an unacknowledge or reopen

@@ -365,40 +365,32 @@ func inMaintenance(ctx context.Context, tx pgx.Tx, b oncall.AlertBatch) (bool, e
 // in the same transaction. It returns the outcome; "unchanged" when the
 // action does not apply to the incident's status.
 func sourceAction(ctx context.Context, tx pgx.Tx, incidentID int64, a oncall.Action, at time.Time) (string, error) {
+	t, ok := transitionOf(a)
+	if !ok || a != oncall.ActionAcknowledge && a != oncall.ActionUnacknowledge {
+		return "", fmt.Errorf("action %q from a source is not supported", a)
+	}
 	var status oncall.IncidentStatus
 	if err := tx.QueryRow(ctx, `SELECT status FROM incidents WHERE id = $1`, incidentID).Scan(&status); err != nil {
 		return "", fmt.Errorf("load status: %w", err)
 	}
-	switch {
-	case a == oncall.ActionAcknowledge && status == oncall.StatusTriggered:
-		if _, err := tx.Exec(ctx, `
-			UPDATE incidents SET status = 'acknowledged', acked_at = clock_timestamp(), acked_by = $2, updated_at = now()
-			WHERE id = $1`, incidentID, oncall.ActorSource); err != nil {
-			return "", err
-		}
-		if err := addEvent(ctx, tx, incidentID, oncall.EventAcknowledged, oncall.ActorSource, ""); err != nil {
-			return "", err
-		}
-		return "acknowledged", stopEscalation(ctx, tx, incidentID, time.Time{})
-	case a == oncall.ActionUnacknowledge && status == oncall.StatusAcknowledged:
-		if _, err := tx.Exec(ctx, `
-			UPDATE incidents SET status = 'triggered', acked_at = NULL, acked_by = NULL, updated_at = now()
-			WHERE id = $1`, incidentID); err != nil {
-			return "", err
-		}
-		if err := addEvent(ctx, tx, incidentID, oncall.EventUnacknowledged, oncall.ActorSource, ""); err != nil {
-			return "", err
-		}
-		_, err := tx.Exec(ctx, `
-			UPDATE incident_escalations
-			SET state = 'running', step = 0, repeat = repeat + 1, base_repeat = repeat + 1,
-			    escalate = false, next_run_at = COALESCE($2, now()), updated_at = now()
-			WHERE incident_id = $1 AND state <> 'running'`, incidentID, nullTime(at))
-		return "unacknowledged", err
-	case a == oncall.ActionAcknowledge || a == oncall.ActionUnacknowledge:
+	if !slices.Contains(t.from, status) {
 		return "unchanged", nil
 	}
-	return "", fmt.Errorf("action %q from a source is not supported", a)
+	args := []any{incidentID}
+	if t.withActor {
+		args = append(args, oncall.ActorSource)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE incidents SET "+t.set+", updated_at = now() WHERE id = $1", args...); err != nil {
+		return "", err
+	}
+	if err := addEvent(ctx, tx, incidentID, t.event, oncall.ActorSource, ""); err != nil {
+		return "", err
+	}
+	if a == oncall.ActionAcknowledge {
+		return "acknowledged", stopEscalation(ctx, tx, incidentID, time.Time{})
+	}
+	_, err := tx.Exec(ctx, restartEscalationSQL, incidentID, cmp.Or(at, time.Now()))
+	return "unacknowledged", err
 }
 
 // othersFiring says whether the incident has firing alerts that a
