@@ -317,22 +317,27 @@ type Click struct {
 	Blocks json.RawMessage
 }
 
+// interactionOn returns a copy of the message ts of channel as it stands
+// now and a fresh action_ts for an interaction with it.
+func (s *Server) interactionOn(channel, ts string) (Message, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m := s.find(channel, ts)
+	if m == nil {
+		return Message{}, "", fmt.Errorf("fake slack: no message %s in %s", ts, channel)
+	}
+	return m.clone(), s.newTS(), nil
+}
+
 // ClickButton sends the block_actions interaction Slack sends when the user
 // clicks the button with the action id on the message as it stands now, and
 // waits for the ack. It fails if the message has no such button. A
 // button's confirm dialog counts as confirmed. Each call is a new click
 // (fresh action_ts and trigger_id); Redeliver repeats one.
 func (s *Server) ClickButton(ctx context.Context, c Click) (Ack, error) {
-	s.mu.Lock()
-	m := s.find(c.Channel, c.TS)
-	var msg Message
-	if m != nil {
-		msg = m.clone()
-	}
-	actionTS := s.newTS()
-	s.mu.Unlock()
-	if m == nil {
-		return Ack{}, fmt.Errorf("fake slack: no message %s in %s", c.TS, c.Channel)
+	msg, actionTS, err := s.interactionOn(c.Channel, c.TS)
+	if err != nil {
+		return Ack{}, err
 	}
 	triggerID, responseURL := s.nextInteraction("actions", c.UserID, c.Channel)
 	if c.Blocks != nil {
@@ -396,16 +401,9 @@ type Choice struct {
 // It fails if the message has no such menu or the menu no such option.
 // Each call is a new choice (fresh action_ts and trigger_id).
 func (s *Server) ChooseOption(ctx context.Context, c Choice) (Ack, error) {
-	s.mu.Lock()
-	m := s.find(c.Channel, c.TS)
-	var msg Message
-	if m != nil {
-		msg = m.clone()
-	}
-	actionTS := s.newTS()
-	s.mu.Unlock()
-	if m == nil {
-		return Ack{}, fmt.Errorf("fake slack: no message %s in %s", c.TS, c.Channel)
+	msg, actionTS, err := s.interactionOn(c.Channel, c.TS)
+	if err != nil {
+		return Ack{}, err
 	}
 	sel, ok := msg.Select(c.ActionID)
 	if !ok {
